@@ -1,0 +1,97 @@
+"""The AI Tutor server.
+
+``create_app()`` builds the one Flask server that hosts the tutoring blueprint, the Dash
+analytics app (``/admin/analytics/``) and the health probes. ``python app.py`` is the
+one-command dev run: it starts (or connects to) PostgreSQL and Redis, applies migrations and
+runs the web server, an RQ worker and the scheduler as child processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from tutor.config import ConfigError, development_secret_key, load_settings
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory; ``test_config`` overrides settings read from the environment."""
+    settings = load_settings()
+    app = Flask(__name__, instance_path=settings.INSTANCE_PATH, instance_relative_config=False)
+    app.config.from_mapping(settings.flask_config())
+    if test_config:
+        app.config.update(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    _resolve_services(app)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = development_secret_key(app.instance_path)
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", app.config["DATABASE_URL"])
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS",
+        {
+            "pool_pre_ping": True,
+            "pool_size": 5,
+            "max_overflow": 10,
+            "pool_timeout": 5,
+            "connect_args": {
+                "connect_timeout": 2,
+                "application_name": "aitutor",
+                "options": "-c timezone=UTC",
+            },
+        },
+    )
+    app.config["DEBUG"] = False if app.config["APP_ENV"] == "production" else app.config.get("DEBUG", False)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from tutor import bp as tutor_bp
+    from tutor import cli, health
+    from tutor.extensions import db, migrate, redis_ext
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), compare_type=True)
+    redis_ext.init_app(app)
+    app.register_blueprint(tutor_bp)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+
+    from dashboard import init_dashboard
+
+    init_dashboard(app)
+    return app
+
+
+def _resolve_services(app: Flask) -> None:
+    """In development, CLI commands find the embedded services of a running ``python app.py``."""
+    if app.config["DATABASE_URL"] and app.config["REDIS_URL"]:
+        return
+    from tutor.embedded import discover
+
+    found = discover(Path(app.instance_path)) if app.config["APP_ENV"] != "production" else None
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if not app.config[name] and found:
+            app.config[name] = found[name]
+        if not app.config[name]:
+            raise ConfigError(
+                f"{name} is not set and no embedded service is running for {app.instance_path}; "
+                f"set {name}, or start 'python app.py' (it starts embedded PostgreSQL and Redis)."
+            )
+
+
+if __name__ == "__main__":
+    from tutor.devserver import main
+
+    try:
+        sys.exit(main())
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")

@@ -1,0 +1,109 @@
+"""Test fixtures on real PostgreSQL and Redis.
+
+``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` point the suite at existing servers (the test
+database's ``public`` schema is wiped and migrated at the start of the run; the Redis
+database is flushed before every test). Without them, embedded servers are started once per
+run in a temporary folder and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tutor.config import normalize_database_url
+
+TABLES = ("daily_stats", "session_metrics", "session_topics", "messages", "sessions", "users")
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[dict[str, str]]:
+    """URLs of the PostgreSQL database and Redis database the tests use."""
+    tmp = Path(tempfile.mkdtemp(prefix="aitutor-test-"))
+    stops = []
+    db_url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    redis_url = os.environ.get("TEST_REDIS_URL", "").strip()
+    try:
+        if not db_url:
+            from tutor.embedded import start_postgres
+
+            pg = start_postgres(tmp / "postgres", database="aitutor_test", delete_on_stop=True)
+            stops.append(pg.stop)
+            db_url = pg.url
+        if not redis_url:
+            from tutor.embedded import start_redis
+
+            rd = start_redis(tmp / "redis", persist=False)
+            stops.append(rd.stop)
+            redis_url = rd.url
+        db_url = normalize_database_url(db_url)
+        engine = create_engine(db_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        yield {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "INSTANCE_PATH": str(tmp / "instance")}
+    finally:
+        for stop in reversed(stops):
+            stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app(services):
+    """One app for the run, on a freshly migrated database."""
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "APP_ENV", "SECRET_KEY")}
+    os.environ.update(services)
+    os.environ["APP_ENV"] = "development"
+    os.environ.pop("SECRET_KEY", None)
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    application = create_app({"TESTING": True})
+    with application.app_context():
+        upgrade()
+    yield application
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request) -> Iterator[None]:
+    """Every test starts with empty tables and an empty Redis database."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    from tutor.extensions import db, redis_ext
+
+    with application.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        redis_ext.conn.flushdb()
+    yield
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,47 @@
+import pytest
+
+from tutor.config import ConfigError, development_secret_key, load_settings, normalize_database_url
+
+
+def test_defaults():
+    s = load_settings({})
+    assert s.PORT == 8050
+    assert s.AI_PROVIDER == "builtin"
+    assert s.ANALYTICS_TZ == "UTC"
+    assert s.APP_ENV == "development"
+    assert s.embedded
+
+
+def test_production_requires_secret_key():
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_settings({"APP_ENV": "production", "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x"})
+
+
+def test_production_requires_services():
+    with pytest.raises(ConfigError, match="DATABASE_URL and REDIS_URL"):
+        load_settings({"APP_ENV": "production", "SECRET_KEY": "k" * 40})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"ANALYTICS_TZ": "Mars/Olympus"}, "ANALYTICS_TZ"),
+        ({"AI_PROVIDER": "magic"}, "AI_PROVIDER"),
+        ({"APP_ENV": "staging"}, "APP_ENV"),
+    ],
+)
+def test_bad_values_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_paas_database_url_is_normalized():
+    assert normalize_database_url("postgres://u:p@h:5/d") == "postgresql+psycopg2://u:p@h:5/d"
+    assert normalize_database_url("postgresql://u@h/d") == "postgresql+psycopg2://u@h/d"
+
+
+def test_development_secret_key_is_kept(tmp_path):
+    first = development_secret_key(tmp_path)
+    assert len(first) >= 64
+    assert development_secret_key(tmp_path) == first

@@ -1,0 +1,56 @@
+"""The worker runs jobs in the app context, from the project's queues."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from jobs import get_queue
+from tutor.extensions import db
+from worker import run_worker
+
+
+def _student_with_session(started: datetime, last_message: datetime | None) -> str:
+    uid = db.session.execute(text("INSERT INTO users (email) VALUES ('s@x.org') RETURNING id")).scalar_one()
+    sid = db.session.execute(
+        text("INSERT INTO sessions (student_id, subject, created_at) VALUES (:u, 'mathematics', :t) RETURNING id"),
+        {"u": uid, "t": started},
+    ).scalar_one()
+    if last_message:
+        db.session.execute(
+            text("INSERT INTO messages (session_id, role, content, created_at) VALUES (:s, 'student', 'hi', :t)"),
+            {"s": sid, "t": last_message},
+        )
+    db.session.commit()
+    return str(sid)
+
+
+def test_burst_worker_runs_job_in_app_context(app_ctx):
+    now = datetime.now(UTC)
+    sid = _student_with_session(now - timedelta(hours=2), now - timedelta(hours=1, minutes=50))
+    job = get_queue().enqueue("jobs.maintenance.close_idle_sessions")
+    assert run_worker(app_ctx, ["ai", "default"], burst=True)
+    job.refresh()
+    assert job.get_status() == "finished", job.latest_result().exc_string
+    assert job.return_value() == [sid]
+    status, duration = db.session.execute(text("SELECT status, duration_seconds FROM sessions")).one()
+    assert status == "abandoned"
+    assert duration == 600  # start to last message, not to now
+
+
+def test_close_idle_sessions_keeps_recent_ones(app_ctx):
+    from jobs.maintenance import close_idle_sessions
+
+    now = datetime.now(UTC)
+    _student_with_session(now - timedelta(minutes=40), now - timedelta(minutes=5))
+    assert close_idle_sessions(now) == []
+    assert db.session.execute(text("SELECT status FROM sessions")).scalar_one() == "active"
+    later = now + timedelta(minutes=31)
+    assert len(close_idle_sessions(later)) == 1
+    assert close_idle_sessions(later) == []  # idempotent
+
+
+def test_unknown_queue_is_refused(app_ctx):
+    import pytest
+
+    with pytest.raises(SystemExit, match="unknown queue"):
+        run_worker(app_ctx, ["nope"], burst=True)

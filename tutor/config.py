@@ -1,0 +1,165 @@
+"""The one place that reads the environment.
+
+Every setting the app, the worker and the CLI use is listed here, with its default, so that
+the README's configuration table and the code cannot drift apart. Nothing else in the code
+base reads ``os.environ`` for settings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is too small; it must be at least {minimum}.")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}.") from None
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the ``postgres://`` spelling PaaS providers hand out and pin the psycopg2 driver."""
+    url = url.strip()
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment. Field names are the environment variable names."""
+
+    APP_ENV: str = "development"
+    DATABASE_URL: str = ""
+    REDIS_URL: str = ""
+    SECRET_KEY: str = ""
+    PORT: int = 8050
+    AI_PROVIDER: str = "builtin"
+    ANALYTICS_TZ: str = "UTC"
+    INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
+    LOG_LEVEL: str = "INFO"
+    WEB_CONCURRENCY: int = 2
+    WEB_THREADS: int = 32
+    SESSION_IDLE_MINUTES: int = 30
+    MESSAGE_MAX_CHARS: int = 4000
+    MESSAGE_RATE_LIMIT: str = "20/minute"
+    OPENAI_BASE_URL: str = ""
+    OPENAI_API_KEY: str = ""
+    AI_MODEL: str = "gpt-4o-mini"
+    AI_TIMEOUT: float = 60.0
+    EMBED_SECRET: str = ""
+    EMBED_ALLOWED_ORIGINS: str = ""
+    DEMO_STUDENTS: int = 200
+    DEMO_DAYS: int = 120
+
+    @property
+    def is_production(self) -> bool:
+        return self.APP_ENV == "production"
+
+    @property
+    def embedded(self) -> bool:
+        """True when neither service is configured: ``python app.py`` starts its own."""
+        return not self.DATABASE_URL and not self.REDIS_URL
+
+    def flask_config(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from an environment mapping (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    app_env = env.get("APP_ENV", "development").strip().lower() or "development"
+    if app_env not in {"development", "production"}:
+        raise ConfigError(f"APP_ENV={app_env!r} is not known; use 'development' or 'production'.")
+
+    tz = env.get("ANALYTICS_TZ", "UTC").strip() or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"ANALYTICS_TZ={tz!r} is not an IANA time zone; use e.g. 'Europe/Berlin' or 'UTC'.") from None
+
+    provider = env.get("AI_PROVIDER", "builtin").strip().lower() or "builtin"
+    if provider not in {"builtin", "openai"}:
+        raise ConfigError(f"AI_PROVIDER={provider!r} is not known; use 'builtin' or 'openai'.")
+
+    database_url = env.get("DATABASE_URL", "").strip()
+    redis_url = env.get("REDIS_URL", "").strip()
+    if app_env == "production":
+        if not env.get("SECRET_KEY", "").strip():
+            raise ConfigError(
+                "SECRET_KEY is not set; production mode needs a long random SECRET_KEY in the environment."
+            )
+        if not database_url or not redis_url:
+            missing = " and ".join(n for n, v in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)) if not v)
+            raise ConfigError(f"{missing} not set; production mode needs both services configured.")
+
+    return Settings(
+        APP_ENV=app_env,
+        DATABASE_URL=normalize_database_url(database_url) if database_url else "",
+        REDIS_URL=redis_url,
+        SECRET_KEY=env.get("SECRET_KEY", "").strip(),
+        PORT=_int(env, "PORT", 8050, minimum=1),
+        AI_PROVIDER=provider,
+        ANALYTICS_TZ=tz,
+        INSTANCE_PATH=str(Path(env.get("INSTANCE_PATH", "").strip() or PROJECT_ROOT / "instance").resolve()),
+        LOG_LEVEL=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        WEB_CONCURRENCY=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        WEB_THREADS=_int(env, "WEB_THREADS", 32, minimum=1),
+        SESSION_IDLE_MINUTES=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
+        MESSAGE_MAX_CHARS=_int(env, "MESSAGE_MAX_CHARS", 4000, minimum=1),
+        MESSAGE_RATE_LIMIT=env.get("MESSAGE_RATE_LIMIT", "20/minute").strip() or "20/minute",
+        OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").strip(),
+        OPENAI_API_KEY=env.get("OPENAI_API_KEY", "").strip(),
+        AI_MODEL=env.get("AI_MODEL", "gpt-4o-mini").strip() or "gpt-4o-mini",
+        AI_TIMEOUT=_float(env, "AI_TIMEOUT", 60.0),
+        EMBED_SECRET=env.get("EMBED_SECRET", "").strip(),
+        EMBED_ALLOWED_ORIGINS=env.get("EMBED_ALLOWED_ORIGINS", "").strip(),
+        DEMO_STUDENTS=_int(env, "DEMO_STUDENTS", 200, minimum=1),
+        DEMO_DAYS=_int(env, "DEMO_DAYS", 120, minimum=1),
+    )
+
+
+def development_secret_key(instance_path: str | Path) -> str:
+    """Generate a key once per instance folder so dev sessions survive restarts."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key

@@ -1,0 +1,259 @@
+"""``python app.py``: the one-command run.
+
+With no ``DATABASE_URL`` / ``REDIS_URL`` it starts embedded PostgreSQL and Redis (data kept
+under the instance folder), applies migrations, loads a demo data set on the first run and
+prints the demo admin's login. It then supervises three child processes (gunicorn, an RQ
+worker, rq-scheduler) and stops all of them, and the embedded servers, on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import PROJECT_ROOT, ConfigError, Settings, load_settings
+
+DEMO_ADMIN_EMAIL = "admin@demo.aitutor.local"
+DEMO_MARKER = "demo-loaded"
+STOP_TIMEOUT_S = 15.0
+
+
+def say(message: str) -> None:
+    print(f"[aitutor] {message}", flush=True)
+
+
+class Stop(Exception):
+    """Raised by the SIGTERM handler so that SIGTERM and Ctrl-C share one clean-up path."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise Stop()
+
+
+def _die_with_parent() -> None:
+    """Linux: a child gets SIGTERM if the supervisor itself is killed (no orphans)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+
+
+def start_child(name: str, args: list[str]) -> Child:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+    return Child(name, process)
+
+
+def stop_children(children: list[Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in children:
+        try:
+            child.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{child.name} did not stop in {STOP_TIMEOUT_S:.0f} s; killing it")
+            os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+
+
+def demo_admin_password(instance: Path) -> str:
+    path = instance / "demo_admin.json"
+    if path.exists():
+        return json.loads(path.read_text())["password"]
+    password = secrets.token_urlsafe(12)
+    path.write_text(json.dumps({"email": DEMO_ADMIN_EMAIL, "password": password}))
+    path.chmod(0o600)
+    return password
+
+
+def prepare_database(settings: Settings, instance: Path) -> str | None:
+    """Migrate; on the embedded default's first run load demo data. Returns the admin password."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app()
+    with app.app_context():
+        say("applying database migrations")
+        upgrade()
+        if not settings.embedded:
+            return None
+        marker = instance / DEMO_MARKER
+        password = demo_admin_password(instance)
+        if not marker.exists():
+            from .demo import seed_demo
+            from .extensions import db
+            from .users import create_user, find_user_by_email
+
+            say(f"first run: loading demo data ({settings.DEMO_STUDENTS} students, {settings.DEMO_DAYS} days)")
+            result = seed_demo(db.engine, students=settings.DEMO_STUDENTS, days=settings.DEMO_DAYS, progress=True)
+            say(result.summary())
+            if find_user_by_email(DEMO_ADMIN_EMAIL) is None:
+                create_user(DEMO_ADMIN_EMAIL, password, role="admin", display_name="Demo admin")
+                db.session.commit()
+            marker.write_text("1\n")
+        return password
+
+
+def wait_ready(url: str, children: list[Child], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.process.poll() is not None for c in children):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    instance = Path(settings.INSTANCE_PATH)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not port_free(settings.PORT):
+        print(
+            f"error: port {settings.PORT} is already in use; stop the program using it or choose another, "
+            f"e.g. PORT={settings.PORT + 1} python app.py",
+            file=sys.stderr,
+        )
+        return 1
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    stops: list = []
+    children: list[Child] = []
+    try:
+        if settings.embedded:
+            from .embedded import start_postgres, start_redis, write_services_file
+
+            say(f"starting embedded PostgreSQL and Redis (data in {instance})")
+            pg = start_postgres(instance / "postgres")
+            stops.append(pg.stop)
+            redis = start_redis(instance / "redis")
+            stops.append(redis.stop)
+            os.environ["DATABASE_URL"] = pg.url
+            os.environ["REDIS_URL"] = redis.url
+            write_services_file(instance, pg.url, redis.url)
+        elif not settings.DATABASE_URL or not settings.REDIS_URL:
+            missing = "DATABASE_URL" if not settings.DATABASE_URL else "REDIS_URL"
+            print(
+                f"error: {missing} is not set; set both DATABASE_URL and REDIS_URL, or neither to use embedded servers.",
+                file=sys.stderr,
+            )
+            return 2
+        else:
+            problem = _unreachable(settings)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
+
+        password = prepare_database(settings, instance)
+
+        python = sys.executable
+        children.append(
+            start_child(
+                "web",
+                [
+                    python,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    "python:tutor.gunicorn_conf",
+                    "--bind",
+                    f"127.0.0.1:{settings.PORT}",
+                    "app:create_app()",
+                ],
+            )
+        )
+        children.append(start_child("worker", [python, "worker.py"]))
+        children.append(start_child("scheduler", [python, "worker.py", "--scheduler"]))
+
+        base = f"http://127.0.0.1:{settings.PORT}"
+        if not wait_ready(base + "/readyz", children):
+            say("the web server did not become ready; stopping")
+            return 1
+        say(f"AI Tutor is running at {base}/  (analytics: {base}/admin/analytics/)")
+        if password:
+            say(f"demo admin: {DEMO_ADMIN_EMAIL}  password: {password}")
+        say("press Ctrl-C to stop")
+        while True:
+            for child in children:
+                code = child.process.poll()
+                if code is not None:
+                    say(f"the {child.name} process exited with code {code}; stopping everything")
+                    return 1
+            time.sleep(0.5)
+    except (KeyboardInterrupt, Stop):
+        say("stopping")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_children(children)
+        for stop in reversed(stops):
+            stop()
+        if settings.embedded:
+            from .embedded import remove_services_file
+
+            remove_services_file(instance)
+        say("stopped")
+
+
+def _unreachable(settings: Settings) -> str | None:
+    """Check each configured service with a short timeout; one line naming the one that fails."""
+    import redis
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.DATABASE_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" here
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return f"cannot reach PostgreSQL at DATABASE_URL ({reason}); check the URL and that the server runs."
+    finally:
+        engine.dispose()
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001
+        return f"cannot reach Redis at REDIS_URL ({exc}); check the URL and that the server runs."
+    return None

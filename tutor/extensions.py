@@ -1,0 +1,66 @@
+"""Extensions are created here, unbound, and bound to the app in ``create_app``.
+
+Nothing here connects at import time: a connection is opened the first time it is used.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from redis import Redis
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+# Stable constraint names, so Alembic can drop and alter them in later migrations.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+
+# Connection timeouts: a dead service must make requests fail fast, not hang.
+DB_CONNECT_TIMEOUT_S = 2
+REDIS_CONNECT_TIMEOUT_S = 2.0
+# Web requests never block on Redis for long (stream reads use shorter BLOCK times).
+WEB_REDIS_TIMEOUT_S = 10.0
+
+
+class RedisExtension:
+    """One lazily created Redis client per app (thread-safe connection pool inside)."""
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["redis"] = None
+
+    @property
+    def conn(self) -> Redis:
+        client = current_app.extensions.get("redis")
+        if client is None:
+            client = make_redis(current_app.config["REDIS_URL"], socket_timeout=WEB_REDIS_TIMEOUT_S)
+            current_app.extensions["redis"] = client
+        return client
+
+
+def make_redis(url: str, *, socket_timeout: float | None = None) -> Redis:
+    """A Redis client with a connect timeout; RQ needs ``socket_timeout`` unset for blocking pops."""
+    if not url:
+        raise RuntimeError("REDIS_URL is not configured")
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout=socket_timeout,
+        health_check_interval=30,
+    )
+
+
+redis_ext = RedisExtension()

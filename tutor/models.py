@@ -1,0 +1,168 @@
+"""The tutoring data model.
+
+Table and column names follow the original design so that SQL, reports and other tools
+(which write these tables with plain SQL) stay readable; every column added since has a
+server default or is nullable, and every timestamp is ``timestamptz`` (UTC).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+USER_ROLES = ("student", "admin")
+SESSION_STATUSES = ("active", "ended", "abandoned")
+MESSAGE_ROLES = ("student", "tutor")
+MESSAGE_STATUSES = ("queued", "streaming", "done", "failed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _now_column() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_in("role", USER_ROLES), name="role"),
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), nullable=False, server_default="student")
+    display_name: Mapped[str] = mapped_column(String(120), nullable=False, server_default="")
+    grade_level: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now_column()
+
+    sessions: Mapped[list[TutoringSession]] = relationship(
+        back_populates="student", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email} {self.role}>"
+
+
+class TutoringSession(db.Model):
+    """A tutoring session (table ``sessions``; not Flask's cookie session)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),
+        Index("ix_sessions_created_at", "created_at"),
+        Index("ix_sessions_student_id_created_at", "student_id", "created_at"),
+        Index("ix_sessions_active", "created_at", postgresql_where=text("status = 'active'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, primary_key=True, server_default=text("gen_random_uuid()"), default=uuid.uuid4
+    )
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    subject: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+
+    student: Mapped[User] = relationship(back_populates="sessions")
+    topics: Mapped[list[SessionTopic]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    messages: Mapped[list[Message]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Message.id"
+    )
+
+
+class SessionTopic(db.Model):
+    __tablename__ = "session_topics"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(120), primary_key=True)
+
+    @staticmethod
+    def clean(topic: str) -> str:
+        """Topics are stored trimmed and lower-case so counts group correctly."""
+        return " ".join(topic.split()).lower()
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
+        CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
+        Index("ix_messages_session_id_id", "session_id", "id"),
+        Index("ix_messages_created_at", "created_at"),
+        Index("ix_messages_pending", "created_at", postgresql_where=text("status IN ('queued', 'streaming')")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="done")
+    created_at: Mapped[datetime] = _now_column()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SessionMetrics(db.Model):
+    __tablename__ = "session_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    message_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    student_satisfaction: Mapped[float | None] = mapped_column(Float)
+    topic_coverage: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _now_column()
+
+
+class DailyStats(db.Model):
+    __tablename__ = "daily_stats"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    date: Mapped[date] = mapped_column(Date, nullable=False, unique=True)
+    total_sessions: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    avg_duration: Mapped[float | None] = mapped_column(Float)
+    total_users: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    popular_topics: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    total_messages: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    avg_satisfaction: Mapped[float | None] = mapped_column(Float)
+    ai_latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    ai_latency_p95_ms: Mapped[float | None] = mapped_column(Float)
+    ai_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

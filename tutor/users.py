@@ -1,0 +1,66 @@
+"""Creating and checking accounts."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+from .models import USER_ROLES, User
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 8
+
+
+class UserError(ValueError):
+    """Bad input for an account; the message is safe to show to the person who typed it."""
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def hash_password(password: str) -> str:
+    # werkzeug's default is scrypt, a memory-hard KDF.
+    return generate_password_hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
+
+
+def create_user(
+    email: str,
+    password: str,
+    *,
+    role: str = "student",
+    display_name: str | None = None,
+    grade_level: int | None = None,
+) -> User:
+    """Validate and add a user to the session (the caller commits)."""
+    email = normalize_email(email)
+    if not EMAIL_RE.match(email):
+        raise UserError(f"'{email}' is not an e-mail address")
+    if role not in USER_ROLES:
+        raise UserError(f"role must be one of {', '.join(USER_ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if grade_level is not None and not 1 <= grade_level <= 13:
+        raise UserError("the grade level must be between 1 and 13")
+    if find_user_by_email(email) is not None:
+        raise UserError(f"a user with the e-mail {email} already exists")
+    user = User(
+        email=email,
+        password_hash=hash_password(password),
+        role=role,
+        display_name=(display_name or email.split("@")[0]).strip()[:120],
+        grade_level=grade_level,
+    )
+    db.session.add(user)
+    return user

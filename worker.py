@@ -1,0 +1,113 @@
+"""RQ worker and scheduler entry point.
+
+``python worker.py`` runs a worker on the ``ai`` and ``default`` queues (in that order of
+priority) with RQ's own scheduler enabled, so retries with delays fire. The app is built
+once, before the worker forks a work horse per job; every job runs inside its app context.
+
+``python worker.py --scheduler`` runs rq-scheduler and first makes it hold exactly the
+periodic jobs listed in ``jobs/schedule.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from flask import Flask
+from rq import Worker
+
+from tutor.config import ConfigError
+
+log = logging.getLogger("worker")
+
+
+class AppWorker(Worker):
+    """A worker whose jobs run inside the Flask app context."""
+
+    flask_app: Flask
+
+    def perform_job(self, *args, **kwargs):  # type: ignore[override]
+        from tutor.extensions import db
+
+        with self.flask_app.app_context():
+            # The work horse is a fork: never reuse the parent's pooled connections.
+            db.engine.dispose(close=False)
+            try:
+                return super().perform_job(*args, **kwargs)
+            finally:
+                db.session.remove()
+
+
+def build_app() -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+def check_services(app: Flask) -> str | None:
+    """One line naming the service that cannot be reached, or None."""
+    from tutor.health import check_services as probe
+
+    status = probe(app, deadline=5.0)
+    for name, var in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL")):
+        if status[name] != "ok":
+            return f"cannot reach {name} at {var}; check that it is running and that {var} is right."
+    return None
+
+
+def run_worker(app: Flask, queues: list[str], burst: bool = False) -> bool:
+    from jobs import QUEUES
+    from tutor.extensions import make_redis
+
+    unknown = sorted(set(queues) - set(QUEUES))
+    if unknown:
+        raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
+    AppWorker.flask_app = app
+    connection = make_redis(app.config["REDIS_URL"])
+    worker = AppWorker(queues, connection=connection)
+    return worker.work(with_scheduler=True, burst=burst, logging_level=app.config["LOG_LEVEL"])
+
+
+def run_scheduler(app: Flask, interval: int = 5, burst: bool = False) -> None:
+    from rq_scheduler import Scheduler
+
+    from jobs.schedule import sync_schedule
+    from tutor.extensions import make_redis
+
+    # rq-scheduler reads cron strings in the process's local time zone.
+    os.environ["TZ"] = app.config["ANALYTICS_TZ"]
+    time.tzset()
+    connection = make_redis(app.config["REDIS_URL"])
+    scheduler = Scheduler(connection=connection, interval=interval)
+    changes = sync_schedule(scheduler)
+    log.info("schedule: %s", ", ".join(f"{k} {len(v)}" for k, v in changes.items()))
+    scheduler.run(burst=burst)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scheduler", action="store_true", help="run rq-scheduler with the periodic jobs")
+    parser.add_argument("--queues", default="ai,default", help="comma-separated queues (default: ai,default)")
+    parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    args = parser.parse_args(argv)
+    try:
+        app = build_app()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = check_services(app)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if args.scheduler:
+        run_scheduler(app, burst=args.burst)
+    else:
+        run_worker(app, [q.strip() for q in args.queues.split(",") if q.strip()], burst=args.burst)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
