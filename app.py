@@ -54,21 +54,42 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from tutor import auth, cli, health, openapi  # noqa: F401  (openapi adds its route to the API)
     from tutor import bp as tutor_bp
-    from tutor import cli, health
+    from tutor.api import bp as api_bp
+    from tutor.curriculum import get_curriculum
     from tutor.extensions import db, migrate, redis_ext
 
+    get_curriculum()  # a broken curriculum file stops start-up, naming the file and field
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), compare_type=True)
     redis_ext.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(tutor_bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    app.after_request(_security_headers)
 
     from dashboard import init_dashboard
 
     init_dashboard(app)
     return app
+
+
+def _security_headers(response):
+    """Pages may be framed only where they are meant to be: embeds by the allowed origins."""
+    from flask import current_app, request
+
+    if request.path == "/embed":
+        origins = current_app.config["EMBED_ALLOWED_ORIGINS"].replace(",", " ").split()
+        ancestors = " ".join(origins) if origins else "'none'"
+    else:
+        ancestors = "'none'"
+    response.headers.setdefault("Content-Security-Policy", f"frame-ancestors {ancestors}")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    return response
 
 
 def _resolve_services(app: Flask) -> None:
