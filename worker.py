@@ -67,7 +67,9 @@ def run_worker(app: Flask, queues: list[str], burst: bool = False) -> bool:
         raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
     AppWorker.flask_app = app
     connection = make_redis(app.config["REDIS_URL"])
-    worker = AppWorker(queues, connection=connection)
+    # Registries are cleaned every minute, so a job whose worker died is retried soon after
+    # its heartbeat expires instead of after RQ's default ten minutes.
+    worker = AppWorker(queues, connection=connection, maintenance_interval=60)
     return worker.work(with_scheduler=True, burst=burst, logging_level=app.config["LOG_LEVEL"])
 
 

@@ -19,6 +19,13 @@ from sqlalchemy import create_engine, text
 
 from tutor.config import normalize_database_url
 
+TEST_CONFIG = {
+    "TESTING": True,
+    "BUILTIN_CHUNK_DELAY": 0,
+    "AI_RETRY_DELAYS": "0,0,0",
+    "EMBED_SECRET": "test-embed-secret-of-at-least-32-bytes",
+    "EMBED_ALLOWED_ORIGINS": "https://school.example",
+}
 TABLES = ("daily_stats", "session_metrics", "session_topics", "messages", "sessions", "users")
 
 
@@ -66,7 +73,7 @@ def app(services):
 
     from app import create_app
 
-    application = create_app({"TESTING": True})
+    application = create_app(TEST_CONFIG)
     with application.app_context():
         upgrade()
     yield application
@@ -107,3 +114,43 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+class Student:
+    """A logged-in student's API client: ``post`` sends the CSRF token like the pages do."""
+
+    def __init__(self, client, user_id: int, csrf: str) -> None:
+        self.client, self.id, self.csrf = client, user_id, csrf
+
+    def get(self, path, **kw):
+        return self.client.get(path, **kw)
+
+    def post(self, path, json=None, **kw):
+        headers = {"X-CSRF-Token": self.csrf, **kw.pop("headers", {})}
+        return self.client.post(path, json=json, headers=headers, **kw)
+
+
+def make_student(app, email="pupil@school.org", password="learning123", grade=7) -> Student:
+    from tutor.extensions import db
+    from tutor.users import create_user
+
+    with app.app_context():
+        user = create_user(email, password, grade_level=grade)
+        db.session.commit()
+        uid = user.id
+    client = app.test_client()
+    response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return Student(client, uid, response.get_json()["csrf_token"])
+
+
+@pytest.fixture
+def student(app):
+    return make_student(app)
+
+
+def run_jobs(app) -> None:
+    """Run every queued job with a burst worker (forks, like production)."""
+    from worker import run_worker
+
+    run_worker(app, ["ai", "default"], burst=True)

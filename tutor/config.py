@@ -45,6 +45,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}.") from None
 
 
+def _retry_delays(raw: str) -> str:
+    raw = raw.strip() or "2,10,30"
+    try:
+        delays = [int(x) for x in raw.split(",")]
+    except ValueError:
+        raise ConfigError(f"AI_RETRY_DELAYS={raw!r} must be comma-separated seconds, e.g. '2,10,30'.") from None
+    if any(d < 0 for d in delays):
+        raise ConfigError("AI_RETRY_DELAYS cannot hold negative delays.")
+    return ",".join(str(d) for d in delays)
+
+
 def normalize_database_url(url: str) -> str:
     """Accept the ``postgres://`` spelling PaaS providers hand out and pin the psycopg2 driver."""
     url = url.strip()
@@ -77,6 +88,9 @@ class Settings:
     OPENAI_API_KEY: str = ""
     AI_MODEL: str = "gpt-4o-mini"
     AI_TIMEOUT: float = 60.0
+    AI_RETRY_DELAYS: str = "2,10,30"
+    AI_CONTEXT_TOKENS: int = 3000
+    BUILTIN_CHUNK_DELAY: float = 0.03
     EMBED_SECRET: str = ""
     EMBED_ALLOWED_ORIGINS: str = ""
     DEMO_STUDENTS: int = 200
@@ -142,6 +156,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         OPENAI_API_KEY=env.get("OPENAI_API_KEY", "").strip(),
         AI_MODEL=env.get("AI_MODEL", "gpt-4o-mini").strip() or "gpt-4o-mini",
         AI_TIMEOUT=_float(env, "AI_TIMEOUT", 60.0),
+        AI_RETRY_DELAYS=_retry_delays(env.get("AI_RETRY_DELAYS", "2,10,30")),
+        AI_CONTEXT_TOKENS=_int(env, "AI_CONTEXT_TOKENS", 3000, minimum=200),
+        BUILTIN_CHUNK_DELAY=_float(env, "BUILTIN_CHUNK_DELAY", 0.03),
         EMBED_SECRET=env.get("EMBED_SECRET", "").strip(),
         EMBED_ALLOWED_ORIGINS=env.get("EMBED_ALLOWED_ORIGINS", "").strip(),
         DEMO_STUDENTS=_int(env, "DEMO_STUDENTS", 200, minimum=1),

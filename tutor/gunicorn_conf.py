@@ -26,3 +26,5 @@ keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 loglevel = _settings.LOG_LEVEL.lower()
+# gunicorn's control socket (one fixed path per user) would clash between instances; unused here.
+control_socket_disable = True

@@ -11,6 +11,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -47,7 +48,7 @@ def _now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-class User(db.Model):
+class User(UserMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(_in("role", USER_ROLES), name="role"),
@@ -61,6 +62,8 @@ class User(db.Model):
     display_name: Mapped[str] = mapped_column(String(120), nullable=False, server_default="")
     grade_level: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _now_column()
+    # Students who arrive through an embedding site are known by that site's id for them.
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     sessions: Mapped[list[TutoringSession]] = relationship(
         back_populates="student", cascade="all, delete-orphan", passive_deletes=True
@@ -92,6 +95,7 @@ class TutoringSession(db.Model):
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
 
     student: Mapped[User] = relationship(back_populates="sessions")
     topics: Mapped[list[SessionTopic]] = relationship(cascade="all, delete-orphan", passive_deletes=True)

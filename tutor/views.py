@@ -1,12 +1,137 @@
-"""Server-rendered pages of the tutor."""
+"""Server-rendered pages of the tutor: log in, register, my sessions, chat, and the embed."""
 
 from __future__ import annotations
 
-from flask import render_template
+import uuid
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
 
 from . import bp
+from .auth import csrf_ok, role_required, user_for_embed
+from .curriculum import get_curriculum
+from .embed import EmbedTokenError, verify_token
+from .extensions import db
+from .models import TutoringSession
+from .users import UserError, create_user, find_user_by_email, verify_password
+
+
+@bp.before_request
+def _csrf_for_forms():
+    if not csrf_ok():
+        abort(403, "The form expired; reload the page and try again.")
 
 
 @bp.get("/")
-def index() -> str:
+def index():
+    if current_user.is_authenticated:
+        return redirect(url_for("tutor.sessions") if current_user.role == "student" else "/admin/analytics/")
     return render_template("index.html")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "POST":
+        user = find_user_by_email(request.form.get("email", ""))
+        if user is not None and verify_password(user, request.form.get("password", "")):
+            login_user(user, remember=bool(request.form.get("remember")))
+            target = request.args.get("next", "")
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("tutor.index")
+            return redirect(target)
+        flash("Wrong e-mail or password.", "error")
+        return render_template("login.html", email=request.form.get("email", "")), 401
+    return render_template("login.html")
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    form = request.form
+    if request.method == "POST":
+        try:
+            grade = form.get("grade_level", "").strip()
+            user = create_user(
+                form.get("email", ""),
+                form.get("password", ""),
+                display_name=form.get("display_name") or None,
+                grade_level=int(grade) if grade else None,
+            )
+            db.session.commit()
+        except (UserError, ValueError) as exc:
+            db.session.rollback()
+            flash(str(exc) if isinstance(exc, UserError) else "The grade must be a number.", "error")
+            return render_template("register.html", form=form), 400
+        login_user(user)
+        return redirect(url_for("tutor.sessions"))
+    return render_template("register.html", form={})
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    return redirect(url_for("tutor.login"))
+
+
+@bp.get("/sessions")
+@login_required
+@role_required("student")
+def sessions():
+    rows = db.session.scalars(
+        select(TutoringSession)
+        .where(TutoringSession.student_id == current_user.id)
+        .order_by(TutoringSession.created_at.desc())
+        .limit(50)
+    ).all()
+    return render_template("sessions.html", sessions=rows, subjects=get_curriculum().subjects)
+
+
+@bp.get("/sessions/<session_id>")
+@login_required
+@role_required("student")
+def chat(session_id: str):
+    try:
+        sid = uuid.UUID(session_id)
+    except ValueError:
+        abort(404)
+    session = db.session.get(TutoringSession, sid)
+    if session is None or session.student_id != current_user.id:
+        abort(404)
+    return render_template(
+        "chat.html", session_id=str(session.id), subject=session.subject, embed_token="", embed=False
+    )
+
+
+@bp.get("/chat")
+@login_required
+@role_required("student")
+def new_chat():
+    return render_template(
+        "chat.html", session_id="", subject=request.args.get("subject", ""), embed_token="", embed=False
+    )
+
+
+@bp.get("/embed")
+def embed():
+    token = request.args.get("token", "")
+    try:
+        claims = verify_token(current_app.config["EMBED_SECRET"], token)
+    except EmbedTokenError as exc:
+        return render_template("embed_error.html", reason=str(exc)), 401
+    user_for_embed(claims.external_id, claims.display_name)
+    subject = claims.subject if claims.subject in get_curriculum().subjects else ""
+    return render_template("chat.html", session_id="", subject=subject, embed_token=token, embed=True)
+
+
+@bp.app_errorhandler(404)
+def not_found(exc):
+    if request.path.startswith("/api/"):
+        return {"error": "not_found", "detail": "No such resource."}, 404
+    return render_template("error.html", title="Not found", message="There is nothing at this address."), 404
+
+
+@bp.app_errorhandler(403)
+def forbidden(exc):
+    if request.path.startswith("/api/"):
+        return {"error": "forbidden", "detail": getattr(exc, "description", "")}, 403
+    return render_template("error.html", title="Not allowed", message=getattr(exc, "description", "")), 403

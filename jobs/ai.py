@@ -1,0 +1,145 @@
+"""Tutor replies: ``process_ai_response(reply_id)`` runs on the ``ai`` queue.
+
+The reply row is claimed with one UPDATE, the provider's chunks go to a Redis Stream as they
+arrive, and the final content is saved with a guarded UPDATE, so the job can run twice, or
+be killed mid-reply and run again, and still leave exactly one complete reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from flask import current_app
+from rq import Retry, get_current_job
+from sqlalchemy import select, text
+
+from tutor import streams
+from tutor.extensions import db, redis_ext
+from tutor.models import Message, TutoringSession
+from tutor.prompting import build_messages
+from tutor.providers import ProviderError, ReplyContext, Usage, get_provider
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT_S = 180
+
+
+def reply_job_id(reply_id: int) -> str:
+    return f"reply-{reply_id}"
+
+
+def retry_policy() -> Retry:
+    delays = [int(x) for x in str(current_app.config.get("AI_RETRY_DELAYS", "2,10,30")).split(",") if x.strip()]
+    return Retry(max=len(delays), interval=delays)
+
+
+def enqueue_reply(reply_id: int) -> None:
+    """Put the reply's job on the ``ai`` queue (raises if Redis is unreachable)."""
+    from jobs import AI_QUEUE, get_queue
+
+    get_queue(AI_QUEUE).enqueue(
+        "jobs.ai.process_ai_response",
+        reply_id,
+        job_id=reply_job_id(reply_id),
+        retry=retry_policy(),
+        job_timeout=JOB_TIMEOUT_S,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"tutor reply {reply_id}",
+    )
+
+
+def process_ai_response(reply_id: int) -> str:
+    """Generate, stream and save one tutor reply. Returns the final status."""
+    claimed = db.session.execute(
+        text(
+            """
+            UPDATE messages SET status = 'streaming', attempts = attempts + 1, error = NULL
+            WHERE id = :id AND role = 'tutor' AND status IN ('queued', 'streaming')
+            RETURNING attempts
+            """
+        ),
+        {"id": reply_id},
+    ).scalar_one_or_none()
+    db.session.commit()
+    if claimed is None:
+        status = db.session.scalar(select(Message.status).where(Message.id == reply_id))
+        log.info("reply %s not claimable (status %s); nothing to do", reply_id, status)
+        return status or "missing"
+    attempt = int(claimed)
+    redis = redis_ext.conn
+    if attempt > 1 or streams.has_events(redis, reply_id):
+        streams.append(redis, reply_id, streams.RESET, {"attempt": attempt})
+
+    reply = db.session.get(Message, reply_id)
+    assert reply is not None
+    session = db.session.get(TutoringSession, reply.session_id)
+    assert session is not None
+    history = db.session.execute(
+        select(Message.role, Message.content)
+        .where(Message.session_id == reply.session_id, Message.id < reply_id, Message.status == "done")
+        .order_by(Message.id)
+    ).all()
+    chat = build_messages(
+        session.subject, [(r.role, r.content) for r in history], current_app.config.get("AI_CONTEXT_TOKENS", 3000)
+    )
+    provider = get_provider(current_app.config)
+    usage = Usage()
+    started = time.monotonic()
+    parts: list[str] = []
+    try:
+        for chunk in provider.stream(chat, usage, ReplyContext(subject=session.subject)):
+            parts.append(chunk)
+            streams.append(redis, reply_id, streams.TOKEN, {"text": chunk})
+        if not "".join(parts).strip():
+            raise ProviderError("the AI service returned an empty reply", retryable=True)
+    except ProviderError as exc:
+        return _handle_failure(reply_id, attempt, str(exc), exc.retryable)
+    latency_ms = int((time.monotonic() - started) * 1000)
+    content = "".join(parts)
+    saved = db.session.execute(
+        text(
+            """
+            UPDATE messages SET status = 'done', content = :content, latency_ms = :latency,
+                prompt_tokens = :pt, completion_tokens = :ct, provider = :provider, model = :model,
+                completed_at = :now, error = NULL
+            WHERE id = :id AND status = 'streaming' AND attempts = :attempt
+            """
+        ),
+        {
+            "id": reply_id,
+            "attempt": attempt,
+            "content": content,
+            "latency": latency_ms,
+            "pt": usage.prompt_tokens,
+            "ct": usage.completion_tokens,
+            "provider": provider.name,
+            "model": provider.model,
+            "now": datetime.now(UTC),
+        },
+    ).rowcount
+    db.session.commit()
+    if saved:
+        streams.append(redis, reply_id, streams.DONE, {"id": reply_id, "content": content})
+        return "done"
+    log.warning("reply %s was taken over by a newer attempt; discarding attempt %s", reply_id, attempt)
+    return "superseded"
+
+
+def _handle_failure(reply_id: int, attempt: int, message: str, retryable: bool) -> str:
+    job = get_current_job()
+    will_retry = retryable and job is not None and (job.retries_left or 0) > 0
+    new_status = "queued" if will_retry else "failed"
+    db.session.execute(
+        text("UPDATE messages SET status = :s, error = :e WHERE id = :id AND attempts = :a"),
+        {"s": new_status, "e": message, "id": reply_id, "a": attempt},
+    )
+    db.session.commit()
+    if will_retry:
+        log.warning("reply %s attempt %s failed, will retry: %s", reply_id, attempt, message)
+        raise ProviderError(message, retryable=True)  # RQ schedules the next try
+    streams.append(redis_ext.conn, reply_id, streams.ERROR, {"error": f"The tutor could not answer: {message}"})
+    log.error("reply %s failed after %s attempt(s): %s", reply_id, attempt, message)
+    return "failed"

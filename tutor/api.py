@@ -1,0 +1,450 @@
+"""The JSON API under ``/api/v1`` (the pages use it too). Described in ``openapi.py``."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from . import streams
+from .auth import csrf_ok, csrf_token
+from .curriculum import get_curriculum, match_topics, subjects_payload
+from .extensions import db, redis_ext
+from .models import Message, SessionTopic, TutoringSession
+from .ratelimit import Limit, hit
+from .rendering import render_markdown
+from .users import UserError, create_user, find_user_by_email, verify_password
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+SSE_BLOCK_MS = 5000
+CSRF_EXEMPT = {"api.login", "api.register"}
+SSE_MAX_SECONDS = 600  # a stream connection is recycled after this; the client resumes
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str = "", **extra: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail, self.extra = status, error, detail, extra
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    response = jsonify(error=exc.error, detail=exc.detail, **exc.extra)
+    response.status_code = exc.status
+    if exc.status == 429 and "retry_after" in exc.extra:
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return jsonify(error=exc.name.lower().replace(" ", "_"), detail=exc.description or ""), exc.code
+
+
+@bp.errorhandler(OperationalError)
+def _db_down(exc: OperationalError):
+    current_app.logger.error("database unavailable: %s", exc.orig)
+    db.session.rollback()
+    return jsonify(error="unavailable", detail="The service is temporarily unavailable; try again shortly."), 503
+
+
+@bp.before_request
+def _guard():
+    # Only calls the session cookie authenticates need the token; logging in does not,
+    # and a JSON body cannot be sent cross-site without a CORS preflight anyway.
+    if request.endpoint in CSRF_EXEMPT or not current_user.is_authenticated:
+        return
+    if not csrf_ok():
+        raise ApiError(
+            403, "csrf_failed", f"Send the CSRF token from the login response in the {'X-CSRF-Token'} header."
+        )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def body(*required: str) -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object (Content-Type: application/json).")
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ApiError(400, "bad_request", f"Missing field(s): {', '.join(missing)}.")
+    return data
+
+
+def require_student():
+    if not current_user.is_authenticated:
+        detail = g.get("bearer_error") or "Log in first (POST /api/v1/auth/login)."
+        raise ApiError(401, "unauthorized", detail)
+    if current_user.role != "student":
+        raise ApiError(403, "forbidden", "Only students have tutoring sessions.")
+    return current_user
+
+
+def own_session(session_id: str) -> TutoringSession:
+    user = require_student()
+    try:
+        sid = uuid.UUID(session_id)
+    except ValueError:
+        raise ApiError(404, "not_found", "No such session.") from None
+    session = db.session.get(TutoringSession, sid)
+    if session is None or session.student_id != user.id:
+        raise ApiError(404, "not_found", "No such session.")
+    return session
+
+
+def own_reply(reply_id: int) -> Message:
+    user = require_student()
+    row = db.session.execute(
+        select(Message, TutoringSession.student_id)
+        .join(TutoringSession, TutoringSession.id == Message.session_id)
+        .where(Message.id == reply_id)
+    ).one_or_none()
+    if row is None or row[1] != user.id or row[0].role != "tutor":
+        raise ApiError(404, "not_found", "No such reply.")
+    return row[0]
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def session_json(s: TutoringSession, topics: list[str] | None = None) -> dict[str, Any]:
+    data = {
+        "id": str(s.id),
+        "subject": s.subject,
+        "status": s.status,
+        "created_at": iso(s.created_at),
+        "ended_at": iso(s.ended_at),
+        "duration_seconds": s.duration_seconds,
+        "satisfaction": s.satisfaction,
+    }
+    if topics is not None:
+        data["topics"] = topics
+    return data
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    data = {"id": m.id, "role": m.role, "status": m.status, "content": m.content, "created_at": iso(m.created_at)}
+    if m.role == "tutor":
+        data["content_html"] = render_markdown(m.content) if m.status == "done" else ""
+        data["error"] = m.error if m.status == "failed" else None
+    return data
+
+
+def stream_url(reply_id: int) -> str:
+    return url_for("api.reply_stream", reply_id=reply_id)
+
+
+# ----------------------------------------------------------------------------- auth
+
+
+@bp.post("/auth/login")
+def login():
+    data = body("email", "password")
+    email, password = data["email"], data["password"]
+    if not isinstance(email, str) or not isinstance(password, str):
+        raise ApiError(400, "bad_request", "email and password must be strings.")
+    user = find_user_by_email(email)
+    if user is None or not verify_password(user, password):
+        raise ApiError(401, "invalid_credentials", "Wrong e-mail or password.")
+    login_user(user)
+    return jsonify(user=_user_json(user), csrf_token=csrf_token())
+
+
+@bp.post("/auth/register")
+def register():
+    data = body("email", "password")
+    try:
+        grade = data.get("grade_level")
+        user = create_user(
+            str(data["email"]),
+            str(data["password"]),
+            role="student",
+            display_name=str(data.get("display_name") or "") or None,
+            grade_level=int(grade) if grade not in (None, "") else None,
+        )
+        db.session.commit()
+    except (UserError, ValueError, TypeError) as exc:
+        db.session.rollback()
+        raise ApiError(400, "bad_request", str(exc)) from None
+    login_user(user)
+    return jsonify(user=_user_json(user), csrf_token=csrf_token()), 201
+
+
+@bp.post("/auth/logout")
+def logout():
+    logout_user()
+    return jsonify(status="logged_out")
+
+
+def _user_json(user) -> dict[str, Any]:
+    return {"id": user.id, "role": user.role, "display_name": user.display_name}
+
+
+# ----------------------------------------------------------------------------- curriculum and sessions
+
+
+@bp.get("/subjects")
+def subjects():
+    return jsonify(subjects_payload())
+
+
+@bp.post("/sessions")
+def create_session():
+    user = require_student()
+    data = body("subject")
+    curriculum = get_curriculum()
+    subject = curriculum.subjects.get(data["subject"]) if isinstance(data["subject"], str) else None
+    if subject is None:
+        raise ApiError(400, "unknown_subject", f"Choose one of: {', '.join(sorted(curriculum.subjects))}.",
+                       subjects=sorted(curriculum.subjects))  # fmt: skip
+    topic = data.get("topic")
+    if topic is not None and (not isinstance(topic, str) or subject.topic(SessionTopic.clean(topic)) is None):
+        raise ApiError(
+            400, "unknown_topic", f"{subject.name} has the topics: {', '.join(t.id for t in subject.topics)}."
+        )
+    session = TutoringSession(id=uuid.uuid4(), student_id=user.id, subject=subject.id, status="active")
+    db.session.add(session)
+    if topic:
+        db.session.add(SessionTopic(session_id=session.id, topic=SessionTopic.clean(topic)))
+    db.session.commit()
+    return jsonify(
+        id=str(session.id), subject=session.subject, status=session.status, created_at=iso(session.created_at)
+    ), 201
+
+
+@bp.get("/sessions")
+def list_sessions():
+    user = require_student()
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+        per_page = min(100, max(1, int(request.args.get("per_page", 20))))
+    except ValueError:
+        raise ApiError(400, "bad_request", "page and per_page must be whole numbers.") from None
+    total = db.session.scalar(select(func.count()).where(TutoringSession.student_id == user.id))
+    rows = db.session.scalars(
+        select(TutoringSession)
+        .where(TutoringSession.student_id == user.id)
+        .order_by(TutoringSession.created_at.desc(), TutoringSession.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    topics = _topics_of([s.id for s in rows])
+    return jsonify(
+        items=[session_json(s, topics.get(s.id, [])) for s in rows], page=page, per_page=per_page, total=total
+    )
+
+
+def _topics_of(ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    out: dict[uuid.UUID, list[str]] = {}
+    if ids:
+        for sid, topic in db.session.execute(
+            select(SessionTopic.session_id, SessionTopic.topic)
+            .where(SessionTopic.session_id.in_(ids))
+            .order_by(SessionTopic.topic)
+        ):
+            out.setdefault(sid, []).append(topic)
+    return out
+
+
+@bp.get("/sessions/<session_id>")
+def get_session(session_id: str):
+    session = own_session(session_id)
+    messages = db.session.scalars(select(Message).where(Message.session_id == session.id).order_by(Message.id)).all()
+    data = session_json(session, _topics_of([session.id]).get(session.id, []))
+    data["messages"] = [message_json(m) for m in messages]
+    return jsonify(data)
+
+
+@bp.post("/sessions/<session_id>/messages")
+def post_message(session_id: str):
+    session = own_session(session_id)
+    data = body("content")
+    content = data["content"]
+    if not isinstance(content, str) or not content.strip():
+        raise ApiError(400, "bad_request", "content must be a non-empty string.")
+    limit = current_app.config["MESSAGE_MAX_CHARS"]
+    if len(content) > limit:
+        raise ApiError(422, "content_too_long", f"A message can have at most {limit} characters.", max_chars=limit)
+    if session.status != "active":
+        raise ApiError(409, "session_ended", "This session has ended; start a new one.")
+    _rate_limit(session.student_id)
+
+    student_msg = Message(session_id=session.id, role="student", content=content.strip(), status="done")
+    reply = Message(session_id=session.id, role="tutor", content="", status="queued", attempts=0)
+    db.session.add_all([student_msg, reply])
+    for topic in match_topics(content, session.subject):
+        db.session.execute(
+            text("INSERT INTO session_topics (session_id, topic) VALUES (:s, :t) ON CONFLICT DO NOTHING"),
+            {"s": session.id, "t": SessionTopic.clean(topic)},
+        )
+    db.session.commit()  # the message and its queued reply are safe before any Redis work
+
+    from jobs.ai import enqueue_reply
+
+    try:
+        enqueue_reply(reply.id)
+    except Exception:  # noqa: BLE001 - Redis down: the outbox sweep enqueues it later
+        current_app.logger.exception("could not enqueue reply %s; it stays queued for the sweep", reply.id)
+    return jsonify(message_id=student_msg.id, reply_id=reply.id, status="queued", stream_url=stream_url(reply.id)), 202
+
+
+def _rate_limit(student_id: int) -> None:
+    try:
+        limit = Limit.parse(current_app.config["MESSAGE_RATE_LIMIT"])
+        wait = hit(redis_ext.conn, f"msg:{student_id}", limit)
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - a Redis outage must not stop students from learning
+        current_app.logger.warning("rate limit unavailable (Redis down?); allowing the message")
+        return
+    if wait:
+        raise ApiError(429, "rate_limited", f"Too many messages; try again in {wait} s.", retry_after=wait)
+
+
+@bp.post("/sessions/<session_id>/end")
+def end_session(session_id: str):
+    session = own_session(session_id)
+    if session.status == "active":
+        db.session.execute(
+            text(
+                """
+                UPDATE sessions SET status = 'ended', ended_at = now(),
+                    duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM now() - created_at))::int
+                WHERE id = :id AND status = 'active'
+                """
+            ),
+            {"id": session.id},
+        )
+        db.session.commit()
+        db.session.refresh(session)
+        _enqueue_metrics(session.id)
+    return jsonify(id=str(session.id), status=session.status, duration_seconds=session.duration_seconds)
+
+
+def _enqueue_metrics(session_id: uuid.UUID) -> None:
+    from jobs import get_queue
+
+    try:
+        get_queue().enqueue("jobs.analytics.compute_session_metrics", str(session_id), job_id=f"metrics-{session_id}")
+    except Exception:  # noqa: BLE001 - metrics are recomputed by the nightly rollup anyway
+        current_app.logger.warning("could not enqueue metrics for session %s", session_id)
+
+
+@bp.post("/sessions/<session_id>/rating")
+def rate_session(session_id: str):
+    session = own_session(session_id)
+    data = body("rating")
+    rating, comment = data["rating"], data.get("comment")
+    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+        raise ApiError(400, "bad_request", "rating must be a whole number from 1 to 5.")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 2000):
+        raise ApiError(400, "bad_request", "comment must be a string of at most 2000 characters.")
+    session.satisfaction = rating
+    session.rating_comment = comment.strip() if comment else None
+    db.session.commit()
+    if session.status != "active":
+        _enqueue_metrics(session.id)
+    return jsonify(id=str(session.id), satisfaction=session.satisfaction, comment=session.rating_comment)
+
+
+# ----------------------------------------------------------------------------- replies
+
+
+@bp.get("/messages/<int:reply_id>")
+def get_reply(reply_id: int):
+    reply = own_reply(reply_id)
+    return jsonify(
+        id=reply.id,
+        status=reply.status,
+        content=reply.content,
+        content_html=render_markdown(reply.content) if reply.status == "done" else "",
+        error=reply.error if reply.status == "failed" else None,
+        attempts=reply.attempts,
+    )
+
+
+@bp.post("/messages/<int:reply_id>/retry")
+def retry_reply(reply_id: int):
+    reply = own_reply(reply_id)
+    if reply.status != "failed":
+        raise ApiError(409, "not_failed", f"Only a failed reply can be retried; this one is {reply.status}.")
+    reply.status, reply.error = "queued", None
+    db.session.commit()
+    try:
+        redis_ext.conn.delete(streams.stream_key(reply.id))  # the old stream ends in 'error'
+        from jobs.ai import enqueue_reply
+
+        enqueue_reply(reply.id)
+    except Exception:  # noqa: BLE001
+        current_app.logger.exception("could not enqueue retry of reply %s; the sweep will", reply.id)
+    return jsonify(id=reply.id, status="queued", stream_url=stream_url(reply.id)), 202
+
+
+@bp.get("/messages/<int:reply_id>/stream")
+def reply_stream(reply_id: int):
+    reply = own_reply(reply_id)
+    after = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0-0"
+    if not _valid_stream_id(after):
+        after = "0-0"
+    redis = redis_ext.conn
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    final = _final_events(reply) if not streams.has_events(redis, reply.id) else None
+    db.session.remove()  # do not hold a database connection for the life of the stream
+
+    def generate():
+        if final is not None:  # finished and its stream expired: the whole reply at once
+            yield from final
+            return
+        last = after
+        started = time.monotonic()
+        yield "retry: 2000\n\n"
+        while time.monotonic() - started < SSE_MAX_SECONDS:
+            got = False
+            for entry_id, event, data in streams.read(redis, reply_id, last, SSE_BLOCK_MS):
+                got = True
+                last = entry_id
+                yield streams.format_sse(event, data, entry_id)
+                if event in streams.FINAL_EVENTS:
+                    return
+            if not got:
+                yield ": keep-alive\n\n"
+                with app.app_context():  # the reply may have ended while its stream expired
+                    current = db.session.get(Message, reply_id)
+                    if (
+                        current is not None
+                        and current.status in ("done", "failed")
+                        and not streams.has_events(redis, reply_id)
+                    ):
+                        yield from _final_events(current)
+                        db.session.remove()
+                        return
+                    db.session.remove()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(generate(), mimetype="text/event-stream", headers=headers)
+
+
+def _final_events(reply: Message) -> list[str] | None:
+    if reply.status == "done":
+        return [
+            streams.format_sse(streams.TOKEN, {"text": reply.content}, "final-1"),
+            streams.format_sse(streams.DONE, {"id": reply.id, "content": reply.content}, "final-2"),
+        ]
+    if reply.status == "failed":
+        return [streams.format_sse(streams.ERROR, {"error": f"The tutor could not answer: {reply.error}"}, "final-1")]
+    return None
+
+
+def _valid_stream_id(value: str) -> bool:
+    left, _, right = value.partition("-")
+    return left.isdigit() and (right == "" or right.isdigit())

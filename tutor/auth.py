@@ -1,0 +1,113 @@
+"""Who is asking: cookie sessions (Flask-Login) for the tutor's pages, bearer embed tokens
+for pages embedded in other sites, and CSRF protection for cookie-authenticated writes."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from functools import wraps
+
+from flask import Flask, current_app, g, request, session
+from flask_login import LoginManager, current_user
+from sqlalchemy.exc import IntegrityError
+
+from .embed import EmbedTokenError, verify_token
+from .extensions import db
+from .models import User
+
+login_manager = LoginManager()
+login_manager.login_view = "tutor.login"
+login_manager.session_protection = "basic"
+
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    try:
+        return db.session.get(User, int(user_id))
+    except ValueError:
+        return None
+
+
+@login_manager.request_loader
+def load_user_from_bearer(req) -> User | None:
+    """``Authorization: Bearer <embed token>``: the API without a cookie (and without CSRF)."""
+    header = req.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    try:
+        claims = verify_token(current_app.config["EMBED_SECRET"], header[7:].strip())
+    except EmbedTokenError as exc:
+        g.bearer_error = str(exc)
+        return None
+    g.bearer_auth = True
+    return user_for_embed(claims.external_id, claims.display_name)
+
+
+def user_for_embed(external_id: str, display_name: str) -> User:
+    """The student behind an embed token, created on first use."""
+    from sqlalchemy import select
+
+    user = db.session.scalar(select(User).where(User.external_id == external_id))
+    if user is not None:
+        return user
+    user = User(
+        email=f"embed-{secrets.token_hex(8)}@embed.invalid",
+        external_id=external_id,
+        display_name=display_name,
+        role="student",
+    )
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:  # two first requests raced; the other one created it
+        db.session.rollback()
+        user = db.session.scalar(select(User).where(User.external_id == external_id))
+        assert user is not None
+    return user
+
+
+def csrf_token() -> str:
+    token = session.get("csrf_token")
+    if not token:
+        token = session["csrf_token"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_ok() -> bool:
+    """A state-changing call made with the session cookie must echo the CSRF token."""
+    if request.method in SAFE_METHODS or g.get("bearer_auth"):
+        return True
+    expected = session.get("csrf_token")
+    sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token")
+    return bool(expected and sent and hmac.compare_digest(expected, sent))
+
+
+def is_admin() -> bool:
+    return bool(current_user.is_authenticated and current_user.role == "admin")
+
+
+def role_required(role: str):
+    """For pages: send anonymous users to log in, refuse others with 403."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            from flask import abort
+
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role != role:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    app.jinja_env.globals["csrf_token"] = csrf_token

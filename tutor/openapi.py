@@ -1,0 +1,307 @@
+"""The OpenAPI 3.1 description of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+Written by hand next to the routes; ``tests/test_openapi.py`` checks that both list the same
+paths and methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from .api import bp
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed body or unknown subject",
+        401: "Not logged in",
+        403: "Missing CSRF token or wrong role",
+        404: "Unknown id (or not yours)",
+        409: "Conflict with the current state",
+        422: "Content over the limit",
+        429: "Over the per-student rate limit",
+        503: "Temporarily unavailable",
+    }
+    return {str(c): _json(_ref("Error"), text[c]) for c in codes}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+REPLY_ID = {"name": "reply_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+AUTHED = (401, 403, 404, 503)
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "AI Tutor API",
+        "version": "1",
+        "description": "Students chat with the tutor. Cookie sessions (from /auth/login) must send the "
+        "X-CSRF-Token header on every POST; embedded pages use `Authorization: Bearer <embed token>` instead.",
+    },
+    "servers": [{"url": "/"}],
+    "components": {
+        "securitySchemes": {
+            "cookie": {"type": "apiKey", "in": "cookie", "name": "session"},
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+            "embedToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error", "detail"],
+                "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+            },
+            "User": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "role": {"type": "string"},
+                    "display_name": {"type": "string"},
+                },
+            },
+            "Login": {
+                "type": "object",
+                "properties": {"user": _ref("User"), "csrf_token": {"type": "string"}},
+            },
+            "Subject": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "description": {"type": "string"},
+                    "topics": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+            "Session": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "subject": {"type": "string"},
+                    "status": {"type": "string", "enum": ["active", "ended", "abandoned"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "ended_at": {"type": ["string", "null"], "format": "date-time"},
+                    "duration_seconds": {"type": ["integer", "null"]},
+                    "satisfaction": {"type": ["integer", "null"]},
+                    "topics": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "Message": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "role": {"type": "string", "enum": ["student", "tutor"]},
+                    "status": {"type": "string", "enum": ["queued", "streaming", "done", "failed"]},
+                    "content": {"type": "string"},
+                    "content_html": {"type": "string"},
+                    "error": {"type": ["string", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "Reply": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "status": {"type": "string", "enum": ["queued", "streaming", "done", "failed"]},
+                    "content": {"type": "string"},
+                    "content_html": {"type": "string"},
+                    "error": {"type": ["string", "null"]},
+                    "attempts": {"type": "integer"},
+                },
+            },
+            "Queued": {
+                "type": "object",
+                "properties": {
+                    "message_id": {"type": "integer"},
+                    "reply_id": {"type": "integer"},
+                    "status": {"const": "queued"},
+                    "stream_url": {"type": "string"},
+                },
+            },
+        },
+    },
+    "security": [{"cookie": [], "csrf": []}, {"embedToken": []}],
+    "paths": {
+        "/api/v1/auth/login": {
+            "post": {
+                "summary": "Log in; returns the CSRF token for later POSTs",
+                "security": [],
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["email", "password"],
+                        "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
+                    }
+                ),
+                "responses": {"200": _json(_ref("Login")), **_errors(400, 401, 503)},
+            }
+        },
+        "/api/v1/auth/register": {
+            "post": {
+                "summary": "Register as a student (and log in)",
+                "security": [],
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["email", "password"],
+                        "properties": {
+                            "email": {"type": "string"},
+                            "password": {"type": "string", "minLength": 8},
+                            "display_name": {"type": "string"},
+                            "grade_level": {"type": "integer", "minimum": 1, "maximum": 13},
+                        },
+                    }
+                ),
+                "responses": {"201": _json(_ref("Login"), "Created"), **_errors(400, 503)},
+            }
+        },
+        "/api/v1/auth/logout": {
+            "post": {"summary": "Log out", "responses": {"200": _json({"type": "object"}), **_errors(403)}}
+        },
+        "/api/v1/subjects": {
+            "get": {
+                "summary": "The curriculum's subjects and topics",
+                "security": [],
+                "responses": {"200": _json({"type": "array", "items": _ref("Subject")})},
+            }
+        },
+        "/api/v1/sessions": {
+            "get": {
+                "summary": "Own sessions, newest first",
+                "parameters": [
+                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                    {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "items": {"type": "array", "items": _ref("Session")},
+                                "page": {"type": "integer"},
+                                "per_page": {"type": "integer"},
+                                "total": {"type": "integer"},
+                            },
+                        }
+                    ),
+                    **_errors(400, 401, 403, 503),
+                },
+            },
+            "post": {
+                "summary": "Start a session",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["subject"],
+                        "properties": {"subject": {"type": "string"}, "topic": {"type": "string"}},
+                    }
+                ),
+                "responses": {"201": _json(_ref("Session"), "Created"), **_errors(400, 401, 403, 503)},
+            },
+        },
+        "/api/v1/sessions/{session_id}": {
+            "get": {
+                "summary": "A session with its messages",
+                "parameters": [SESSION_ID],
+                "responses": {
+                    "200": _json(
+                        {
+                            "allOf": [
+                                _ref("Session"),
+                                {"properties": {"messages": {"type": "array", "items": _ref("Message")}}},
+                            ]
+                        }
+                    ),
+                    **_errors(*AUTHED),
+                },
+            }
+        },
+        "/api/v1/sessions/{session_id}/messages": {
+            "post": {
+                "summary": "Send a message; the tutor's reply is queued",
+                "parameters": [SESSION_ID],
+                "requestBody": _body(
+                    {"type": "object", "required": ["content"], "properties": {"content": {"type": "string"}}}
+                ),
+                "responses": {"202": _json(_ref("Queued"), "Accepted"), **_errors(400, *AUTHED, 409, 422, 429)},
+            }
+        },
+        "/api/v1/sessions/{session_id}/end": {
+            "post": {
+                "summary": "End a session",
+                "parameters": [SESSION_ID],
+                "responses": {"200": _json(_ref("Session")), **_errors(*AUTHED)},
+            }
+        },
+        "/api/v1/sessions/{session_id}/rating": {
+            "post": {
+                "summary": "Rate a session from 1 to 5",
+                "parameters": [SESSION_ID],
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["rating"],
+                        "properties": {
+                            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+                            "comment": {"type": "string", "maxLength": 2000},
+                        },
+                    }
+                ),
+                "responses": {"200": _json({"type": "object"}), **_errors(400, *AUTHED)},
+            }
+        },
+        "/api/v1/messages/{reply_id}": {
+            "get": {
+                "summary": "A tutor reply's status and content",
+                "parameters": [REPLY_ID],
+                "responses": {"200": _json(_ref("Reply")), **_errors(*AUTHED)},
+            }
+        },
+        "/api/v1/messages/{reply_id}/stream": {
+            "get": {
+                "summary": "Server-sent events: token, reset, done, error (resume with Last-Event-ID)",
+                "parameters": [REPLY_ID, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "An event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(*AUTHED),
+                },
+            }
+        },
+        "/api/v1/messages/{reply_id}/retry": {
+            "post": {
+                "summary": "Retry a failed reply",
+                "parameters": [REPLY_ID],
+                "responses": {"202": _json(_ref("Queued"), "Accepted"), **_errors(*AUTHED, 409)},
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {"summary": "This document", "security": [], "responses": {"200": _json({"type": "object"})}}
+        },
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(SPEC)

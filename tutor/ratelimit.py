@@ -1,0 +1,37 @@
+"""A per-student message rate limit kept in Redis (shared by every web process)."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from redis import Redis
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, spec: str) -> Limit:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*", spec.lower())
+        if not match or int(match.group(1)) < 1:
+            raise ValueError(f"MESSAGE_RATE_LIMIT={spec!r} is not like '20/minute' or '100/hour'")
+        return cls(int(match.group(1)), int(match.group(2) or 1) * PERIODS[match.group(3)])
+
+
+def hit(redis: Redis, key: str, limit: Limit) -> int:
+    """Count one event; return 0 if allowed, else the seconds until the window resets."""
+    window = int(time.time()) // limit.seconds
+    bucket = f"aitutor:rl:{key}:{window}"
+    pipe = redis.pipeline()
+    pipe.incr(bucket)
+    pipe.expire(bucket, limit.seconds + 1)
+    count = pipe.execute()[0]
+    if count > limit.count:
+        return limit.seconds - int(time.time()) % limit.seconds
+    return 0
