@@ -70,8 +70,18 @@ def process_ai_response(reply_id: int) -> str:
         return status or "missing"
     attempt = int(claimed)
     redis = redis_ext.conn
+    streams.claim(redis, reply_id, attempt)
+    try:
+        return _generate(reply_id, attempt)
+    except streams.Superseded:
+        log.warning("reply %s attempt %s was superseded by a newer attempt; stopping", reply_id, attempt)
+        return "superseded"
+
+
+def _generate(reply_id: int, attempt: int) -> str:
+    redis = redis_ext.conn
     if attempt > 1 or streams.has_events(redis, reply_id):
-        streams.append(redis, reply_id, streams.RESET, {"attempt": attempt})
+        streams.append(redis, reply_id, streams.RESET, {"attempt": attempt}, attempt)
 
     reply = db.session.get(Message, reply_id)
     assert reply is not None
@@ -92,7 +102,7 @@ def process_ai_response(reply_id: int) -> str:
     try:
         for chunk in provider.stream(chat, usage, ReplyContext(subject=session.subject)):
             parts.append(chunk)
-            streams.append(redis, reply_id, streams.TOKEN, {"text": chunk})
+            streams.append(redis, reply_id, streams.TOKEN, {"text": chunk}, attempt)
         if not "".join(parts).strip():
             raise ProviderError("the AI service returned an empty reply", retryable=True)
     except ProviderError as exc:
@@ -121,11 +131,10 @@ def process_ai_response(reply_id: int) -> str:
         },
     ).rowcount
     db.session.commit()
-    if saved:
-        streams.append(redis, reply_id, streams.DONE, {"id": reply_id, "content": content})
-        return "done"
-    log.warning("reply %s was taken over by a newer attempt; discarding attempt %s", reply_id, attempt)
-    return "superseded"
+    if not saved:
+        raise streams.Superseded(f"reply {reply_id}: attempt {attempt} lost the final update")
+    streams.append(redis, reply_id, streams.DONE, {"id": reply_id, "content": content}, attempt)
+    return "done"
 
 
 def _handle_failure(reply_id: int, attempt: int, message: str, retryable: bool) -> str:
@@ -140,6 +149,8 @@ def _handle_failure(reply_id: int, attempt: int, message: str, retryable: bool) 
     if will_retry:
         log.warning("reply %s attempt %s failed, will retry: %s", reply_id, attempt, message)
         raise ProviderError(message, retryable=True)  # RQ schedules the next try
-    streams.append(redis_ext.conn, reply_id, streams.ERROR, {"error": f"The tutor could not answer: {message}"})
+    streams.append(
+        redis_ext.conn, reply_id, streams.ERROR, {"error": f"The tutor could not answer: {message}"}, attempt
+    )
     log.error("reply %s failed after %s attempt(s): %s", reply_id, attempt, message)
     return "failed"

@@ -49,5 +49,10 @@ def close_idle_sessions(now: datetime | None = None) -> list[str]:
     db.session.commit()
     closed = [str(r) for r in rows]
     if closed:
+        from jobs import get_queue
+
+        queue = get_queue()
+        for session_id in closed:
+            queue.enqueue("jobs.analytics.compute_session_metrics", session_id, job_id=f"metrics-{session_id}")
         log.info("closed %d idle sessions", len(closed))
     return closed

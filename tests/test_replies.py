@@ -144,3 +144,18 @@ def test_provider_down_ends_in_failed_reply_not_endless_typing(openai_app, stude
         assert len(server.requests) == 4  # first try + 3 retries
     reply = student.get(f"/api/v1/messages/{reply_id}").get_json()
     assert reply["status"] == "failed" and reply["attempts"] == 4
+
+
+def test_a_superseded_attempt_cannot_write_to_the_stream(app_ctx):
+    """A work horse that outlived its worker must not interleave with the retry's chunks."""
+    from tutor import streams
+    from tutor.extensions import redis_ext
+
+    redis = redis_ext.conn
+    streams.claim(redis, 77, 1)
+    streams.append(redis, 77, streams.TOKEN, {"text": "old "}, 1)
+    streams.claim(redis, 77, 2)
+    with pytest.raises(streams.Superseded):
+        streams.append(redis, 77, streams.TOKEN, {"text": "stale"}, 1)
+    streams.append(redis, 77, streams.TOKEN, {"text": "new"}, 2)
+    assert [e[2]["text"] for e in streams.read(redis, 77, "0-0", 0)] == ["old ", "new"]

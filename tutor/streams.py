@@ -21,16 +21,40 @@ TOKEN, RESET, DONE, ERROR = "token", "reset", "done", "error"
 FINAL_EVENTS = {DONE, ERROR}
 
 
+# Append only while this attempt owns the reply: a work horse that outlived its worker
+# (or a stale retry) cannot interleave its chunks with the current attempt's.
+_APPEND = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3], 'data', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return id
+"""
+
+
+class Superseded(Exception):
+    """A newer attempt owns this reply; the current one must stop."""
+
+
 def stream_key(reply_id: int) -> str:
     return f"aitutor:reply:{reply_id}"
 
 
-def append(redis: Redis, reply_id: int, event: str, data: dict[str, Any]) -> str:
-    key = stream_key(reply_id)
-    pipe = redis.pipeline(transaction=False)
-    pipe.xadd(key, {"event": event, "data": json.dumps(data)}, maxlen=STREAM_MAXLEN, approximate=True)
-    pipe.expire(key, FINISHED_TTL_S if event in FINAL_EVENTS else ACTIVE_TTL_S)
-    entry_id = pipe.execute()[0]
+def owner_key(reply_id: int) -> str:
+    return f"aitutor:reply:{reply_id}:attempt"
+
+
+def claim(redis: Redis, reply_id: int, attempt: int) -> None:
+    """Make ``attempt`` the only one allowed to write this reply's stream."""
+    redis.set(owner_key(reply_id), str(attempt), ex=ACTIVE_TTL_S)
+
+
+def append(redis: Redis, reply_id: int, event: str, data: dict[str, Any], attempt: int | None = None) -> str:
+    """Add an event; with ``attempt``, raise :class:`Superseded` if another attempt owns the reply."""
+    ttl = FINISHED_TTL_S if event in FINAL_EVENTS else ACTIVE_TTL_S
+    args = ["" if attempt is None else str(attempt), STREAM_MAXLEN, event, json.dumps(data), ttl]
+    entry_id = redis.eval(_APPEND, 2, stream_key(reply_id), owner_key(reply_id), *args)
+    if entry_id is None:
+        raise Superseded(f"reply {reply_id}: attempt {attempt} was superseded")
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 
