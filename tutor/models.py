@@ -14,6 +14,7 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -140,6 +141,9 @@ class Message(db.Model):
     model: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # The guardrail's verdict on a finished tutor reply: does it give away the final answer
+    # to the problem the student brought? Null for student messages and unchecked replies.
+    answer_revealed: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class SessionMetrics(db.Model):
