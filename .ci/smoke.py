@@ -21,9 +21,10 @@ env = {
 }
 env.update(INSTANCE_PATH=instance, PORT=str(port))
 # exec: the signal reaches python app.py itself, as Ctrl-C would.
-proc = subprocess.Popen(
-    ["bash", "-c", f"exec {run_cmd.replace('&& .venv/bin/python app.py', '&& exec .venv/bin/python app.py')}"], env=env
-)
+exec_cmd = run_cmd.replace("&& .venv/bin/python app.py", "&& exec .venv/bin/python app.py")
+if exec_cmd == run_cmd:
+    sys.exit(f"the README's run command no longer ends with '&& .venv/bin/python app.py': {run_cmd}")
+proc = subprocess.Popen(["bash", "-c", exec_cmd], env=env)
 seen: set[psutil.Process] = set()
 url = f"http://127.0.0.1:{port}/readyz"
 deadline = time.monotonic() + 300
