@@ -20,6 +20,7 @@ from flask import Flask
 from rq import Worker
 
 from tutor.config import ConfigError
+from tutor.curriculum import CurriculumError
 
 log = logging.getLogger("worker")
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         app = build_app()
-    except ConfigError as exc:
+    except (ConfigError, CurriculumError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     problem = check_services(app)

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from tutor import streams
 from tutor.extensions import db, redis_ext
+from tutor.guardrail import reveals_answer
 from tutor.models import Message, TutoringSession
 from tutor.prompting import build_messages
 from tutor.providers import ProviderError, ReplyContext, Usage, get_provider
@@ -109,12 +110,13 @@ def _generate(reply_id: int, attempt: int) -> str:
         return _handle_failure(reply_id, attempt, str(exc), exc.retryable)
     latency_ms = int((time.monotonic() - started) * 1000)
     content = "".join(parts)
+    revealed = reveals_answer([r.content for r in history if r.role == "student"], content)
     saved = db.session.execute(
         text(
             """
             UPDATE messages SET status = 'done', content = :content, latency_ms = :latency,
                 prompt_tokens = :pt, completion_tokens = :ct, provider = :provider, model = :model,
-                completed_at = :now, error = NULL
+                completed_at = :now, error = NULL, answer_revealed = :revealed
             WHERE id = :id AND status = 'streaming' AND attempts = :attempt
             """
         ),
@@ -128,6 +130,7 @@ def _generate(reply_id: int, attempt: int) -> str:
             "provider": provider.name,
             "model": provider.model,
             "now": datetime.now(UTC),
+            "revealed": revealed,
         },
     ).rowcount
     db.session.commit()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import PROJECT_ROOT, ConfigError, Settings, load_settings
+from .curriculum import CurriculumError
 
 DEMO_ADMIN_EMAIL = "admin@demo.aitutor.local"
 DEMO_MARKER = "demo-loaded"
@@ -186,7 +187,11 @@ def main() -> int:
                 print(f"error: {problem}", file=sys.stderr)
                 return 1
 
-        password = prepare_database(settings, instance)
+        try:
+            password = prepare_database(settings, instance)
+        except (ConfigError, CurriculumError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
         python = sys.executable
         children.append(
