@@ -54,7 +54,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from tutor import auth, cli, health, openapi  # noqa: F401  (openapi adds its route to the API)
+    from tutor import auth, cli, errors, health, openapi  # noqa: F401  (openapi adds its route to the API)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
     from tutor.curriculum import get_curriculum
@@ -69,12 +69,24 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    app.before_request(auth.admin_guard)
     app.after_request(_security_headers)
+    errors.init_app(app)
+    _mount_rq_dashboard(app)
 
     from dashboard import init_dashboard
 
     init_dashboard(app)
     return app
+
+
+def _mount_rq_dashboard(app: Flask) -> None:
+    """rq-dashboard for ops at /admin/rq/ (the admin guard covers its pages, JSON and actions)."""
+    import rq_dashboard
+
+    app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
+    rq_dashboard.web.setup_rq_connection(app)
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
 
 
 def _security_headers(response):

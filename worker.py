@@ -67,11 +67,27 @@ def run_worker(app: Flask, queues: list[str], burst: bool = False) -> bool:
     if unknown:
         raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
     AppWorker.flask_app = app
+    _sweep_on_start(app)
     connection = make_redis(app.config["REDIS_URL"])
     # Registries are cleaned every minute, so a job whose worker died is retried soon after
     # its heartbeat expires instead of after RQ's default ten minutes.
     worker = AppWorker(queues, connection=connection, maintenance_interval=60)
     return worker.work(with_scheduler=True, burst=burst, logging_level=app.config["LOG_LEVEL"])
+
+
+def _sweep_on_start(app: Flask) -> None:
+    """Replies left queued while no worker (or no Redis) was there are picked up at once."""
+    from jobs.maintenance import sweep_outbox
+    from tutor.extensions import db
+
+    with app.app_context():
+        try:
+            sweep_outbox()
+        except Exception:  # noqa: BLE001 - the periodic sweep tries again within a minute
+            log.exception("outbox sweep at worker start failed")
+        finally:
+            db.session.remove()
+            db.engine.dispose()  # the work horses are forks: leave them no inherited connections
 
 
 def run_scheduler(app: Flask, interval: int = 5, burst: bool = False) -> None:

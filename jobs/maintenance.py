@@ -56,3 +56,94 @@ def close_idle_sessions(now: datetime | None = None) -> list[str]:
             queue.enqueue("jobs.analytics.compute_session_metrics", session_id, job_id=f"metrics-{session_id}")
         log.info("closed %d idle sessions", len(closed))
     return closed
+
+
+# Replies younger than this may still be on their way to the queue from the web process.
+OUTBOX_GRACE_S = 30
+# A reply streaming for longer than its job's timeout plus this has lost its worker.
+STALE_GRACE_S = 120
+
+
+def sweep_outbox(now: datetime | None = None) -> list[int]:
+    """Enqueue again every ``queued`` reply with no live RQ job behind it.
+
+    The web process commits a message and its queued reply before it touches Redis; if
+    Redis was down then (or the job expired) this sweep, run every minute and when a worker
+    starts, is what gets the reply answered. Job ids are derived (``reply-<id>``), so a
+    reply is never enqueued twice.
+    """
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from jobs.ai import enqueue_reply, reply_job_id
+    from tutor.extensions import redis_ext
+
+    now = now or datetime.now(UTC)
+    ids = (
+        db.session.execute(
+            text("SELECT id FROM messages WHERE status = 'queued' AND role = 'tutor' AND created_at < :t ORDER BY id"),
+            {"t": now - timedelta(seconds=OUTBOX_GRACE_S)},
+        )
+        .scalars()
+        .all()
+    )
+    db.session.commit()
+    enqueued = []
+    for reply_id in ids:
+        try:
+            status = Job.fetch(reply_job_id(reply_id), connection=redis_ext.conn).get_status()
+        except NoSuchJobError:
+            status = None
+        if status in {"queued", "started", "scheduled", "deferred"}:
+            continue  # a job is on its way (a retry waiting for its delay counts)
+        enqueue_reply(reply_id)
+        enqueued.append(reply_id)
+    if enqueued:
+        log.warning("outbox sweep enqueued %d orphaned replies: %s", len(enqueued), enqueued[:20])
+    return enqueued
+
+
+def recover_stale_replies(now: datetime | None = None) -> dict[str, list[int]]:
+    """Replies stuck in ``streaming`` past their job timeout: retried, or failed after the last try."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from jobs.ai import JOB_TIMEOUT_S, enqueue_reply, reply_job_id, retry_policy
+    from tutor import streams
+    from tutor.extensions import redis_ext
+
+    now = now or datetime.now(UTC)
+    max_attempts = 1 + (retry_policy().max or 0)
+    # created_at is when the student asked; a reply streaming far longer than a job may run has lost its worker.
+    rows = db.session.execute(
+        text(
+            "SELECT id, attempts FROM messages WHERE status = 'streaming' AND role = 'tutor' AND created_at < :t ORDER BY id"
+        ),
+        {"t": now - timedelta(seconds=JOB_TIMEOUT_S * max_attempts + STALE_GRACE_S)},
+    ).all()
+    result: dict[str, list[int]] = {"retried": [], "failed": []}
+    for reply_id, attempts in rows:
+        try:
+            if Job.fetch(reply_job_id(reply_id), connection=redis_ext.conn).get_status() == "started":
+                continue  # RQ still has a live worker on it
+        except NoSuchJobError:
+            pass
+        if attempts < max_attempts:
+            db.session.execute(
+                text("UPDATE messages SET status = 'queued' WHERE id = :i AND status = 'streaming'"), {"i": reply_id}
+            )
+            db.session.commit()
+            enqueue_reply(reply_id)
+            result["retried"].append(reply_id)
+        else:
+            error = "the tutor stopped answering (its worker was lost); press retry"
+            db.session.execute(
+                text("UPDATE messages SET status = 'failed', error = :e WHERE id = :i AND status = 'streaming'"),
+                {"i": reply_id, "e": error},
+            )
+            db.session.commit()
+            streams.append(redis_ext.conn, reply_id, streams.ERROR, {"error": f"The tutor could not answer: {error}"})
+            result["failed"].append(reply_id)
+    if rows:
+        log.warning("stale replies: %s", result)
+    return result

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -116,9 +117,16 @@ def test_embedded_run_interrupted_first_start_then_ready_then_clean_stop(tmp_pat
 
     env["DEMO_STUDENTS"], env["DEMO_DAYS"] = "20", "10"
     proc = _start(env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     seen: list[psutil.Process] = []
     try:
-        assert _wait_ready(env, proc), "app.py never became ready"
+        deadline = time.monotonic() + 120
+        while not any("press Ctrl-C to stop" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            time.sleep(0.2)
+        assert _wait_ready(env, proc, timeout=10)
         seen = psutil.Process(proc.pid).children(recursive=True)
         assert len(seen) >= 3  # web, worker, scheduler (and their own children)
         with urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/api/v1/subjects", timeout=5) as r:
@@ -126,7 +134,9 @@ def test_embedded_run_interrupted_first_start_then_ready_then_clean_stop(tmp_pat
         assert (Path(instance) / "demo-loaded").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(60)
+        reader.join(10)
+    out = "".join(lines)
     assert proc.returncode == 0
     assert "demo admin: admin@demo.aitutor.local" in out
     time.sleep(0.5)

@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from . import streams
@@ -46,13 +45,6 @@ def _api_error(exc: ApiError):
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     return jsonify(error=exc.name.lower().replace(" ", "_"), detail=exc.description or ""), exc.code
-
-
-@bp.errorhandler(OperationalError)
-def _db_down(exc: OperationalError):
-    current_app.logger.error("database unavailable: %s", exc.orig)
-    db.session.rollback()
-    return jsonify(error="unavailable", detail="The service is temporarily unavailable; try again shortly."), 503
 
 
 @bp.before_request

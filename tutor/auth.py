@@ -111,3 +111,47 @@ def role_required(role: str):
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
+
+
+ADMIN_PREFIX = "/admin/"
+
+
+def admin_guard():
+    """Everything under ``/admin/`` (Dash, rq-dashboard) is for admins only.
+
+    Anonymous page requests are sent to log in; anonymous JSON/XHR requests get 401 and
+    students get 403, never data. Writes must come from this site (Origin/Referer check):
+    the third-party scripts of Dash and rq-dashboard cannot send our CSRF token.
+    """
+    from flask import jsonify, redirect, url_for
+
+    if not request.path.startswith(ADMIN_PREFIX) and request.path.rstrip("/") != ADMIN_PREFIX.rstrip("/"):
+        return None
+    wants_page = (
+        request.method == "GET"
+        and "/_dash-" not in request.path
+        and not request.path.endswith(".json")
+        and request.accept_mimetypes.accept_html
+    )
+    if not current_user.is_authenticated:
+        if wants_page:
+            return redirect(url_for("tutor.login", next=request.full_path.rstrip("?")))
+        return jsonify(error="unauthorized", detail="Log in as an admin."), 401
+    if current_user.role != "admin":
+        if wants_page:
+            from flask import abort
+
+            abort(403, "This page is for admins.")
+        return jsonify(error="forbidden", detail="Admins only."), 403
+    if request.method not in SAFE_METHODS and not same_origin():
+        return jsonify(error="csrf_failed", detail="Cross-site request refused."), 403
+    return None
+
+
+def same_origin() -> bool:
+    from urllib.parse import urlsplit
+
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source:
+        return False
+    return urlsplit(source).netloc == request.host

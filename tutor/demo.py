@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "DEMO_EMAIL_DOMAIN",
+    "DEMO_STUDENT_EMAIL_RE",
     "SUBJECTS",
     "SUBJECT_TOPICS",
     "DemoSeedError",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 DEMO_EMAIL_DOMAIN = "demo.aitutor.local"
+#: PostgreSQL regex for the demo students' e-mails (not the demo admin's, same domain).
+DEMO_STUDENT_EMAIL_RE = r"^student[0-9]+@demo\.aitutor\.local$"
 SESSIONS_PER_STUDENT_DAY = 0.3
 BATCH_SESSIONS = 50_000
 # Bytes handed to libpq per call. psycopg2 sends each chunk with the GIL released, so large
@@ -49,7 +52,9 @@ MODEL = "builtin-tutor"
 SUBJECTS: tuple[str, ...] = ("mathematics", "science", "english")
 SUBJECT_SHARE: tuple[float, ...] = (0.5, 0.3, 0.2)
 
-#: Topic ids per subject, most popular first (popularity falls off like a Zipf law).
+#: Topic ids per subject, most popular first (popularity falls off like a Zipf law). They are
+#: the curriculum's topic ids (tutor/curriculum/subjects/*.toml), the values the topic matcher
+#: stores in ``session_topics``; tests/test_demo.py checks that the two agree.
 SUBJECT_TOPICS: dict[str, list[str]] = {
     "mathematics": [
         "fractions",
@@ -60,52 +65,29 @@ SUBJECT_TOPICS: dict[str, list[str]] = {
         "area and perimeter",
         "pythagorean theorem",
         "expanding brackets",
-        "negative numbers",
-        "decimals",
-        "quadratic equations",
-        "simultaneous equations",
-        "probability",
-        "angles",
-        "indices",
-        "standard form",
-        "inequalities",
-        "sequences",
-        "trigonometry",
-        "volume and surface area",
+        "averages",
     ],
     "science": [
         "photosynthesis",
         "forces and motion",
         "cells",
         "chemical reactions",
-        "electricity",
-        "atoms and elements",
+        "electric circuits",
         "energy",
         "states of matter",
-        "the periodic table",
-        "acids and bases",
         "ecosystems",
-        "genetics",
-        "waves",
-        "the solar system",
-        "the human body",
-        "evolution",
+        "the water cycle",
     ],
     "english": [
-        "essay writing",
+        "essay structure",
         "reading comprehension",
-        "grammar",
         "punctuation",
-        "persuasive writing",
-        "poetry analysis",
-        "vocabulary",
-        "creative writing",
-        "spelling",
         "figurative language",
-        "shakespeare",
-        "narrative structure",
-        "summarising",
-        "formal letters",
+        "sentence structure",
+        "parts of speech",
+        "tenses",
+        "spelling",
+        "subject-verb agreement",
     ],
 }
 TOPIC_ZIPF_EXPONENT = 1.1
@@ -259,6 +241,7 @@ SUBJECT_QA: dict[str, tuple[tuple[str, str, str], ...]] = {
             "Why do you flip the second fraction when you divide?",
             "Dividing by a fraction is multiplying by its reciprocal: 1/2 ÷ 1/4 = 1/2 × 4 = 2.",
         ),
+        ("fractions", "How do I turn 0.375 into a fraction?", "0.375 is 375/1000; divide top and bottom by 125: 3/8."),
         (
             "linear equations",
             "Is x = 5 right for 3x + 5 = 20?",
@@ -296,7 +279,11 @@ SUBJECT_QA: dict[str, tuple[tuple[str, str, str], ...]] = {
             "How do I expand 3(x + 4)?",
             "Multiply the 3 by each term inside the brackets: 3 × x + 3 × 4 = 3x + 12.",
         ),
-        ("decimals", "How do I turn 0.375 into a fraction?", "0.375 is 375/1000; divide top and bottom by 125: 3/8."),
+        (
+            "averages",
+            "How do I find the mean of 4, 7 and 10?",
+            "Add them up (21) and divide by how many there are (3): the mean is 7.",
+        ),
     ),
     "science": (
         (
@@ -321,14 +308,14 @@ SUBJECT_QA: dict[str, tuple[tuple[str, str, str], ...]] = {
         ),
         ("chemical reactions", "What does a catalyst do?", "A catalyst speeds up a reaction without being used up."),
         (
-            "electricity",
-            "Why does current split in a parallel circuit?",
-            "Each branch is a separate path, so the current divides between them.",
+            "chemical reactions",
+            "What does an acid do to litmus paper?",
+            "Acids turn blue litmus red; alkalis turn red litmus blue.",
         ),
         (
-            "atoms and elements",
-            "How many protons does carbon have?",
-            "6; the number of protons is what makes it carbon.",
+            "electric circuits",
+            "Why does current split in a parallel circuit?",
+            "Each branch is a separate path, so the current divides between them.",
         ),
         (
             "energy",
@@ -341,20 +328,24 @@ SUBJECT_QA: dict[str, tuple[tuple[str, str, str], ...]] = {
             "No, it's physical: the particles stay the same, only their arrangement changes.",
         ),
         (
-            "acids and bases",
-            "What does an acid do to litmus paper?",
-            "Acids turn blue litmus red; alkalis turn red litmus blue.",
+            "ecosystems",
+            "What does a food chain show?",
+            "Who eats whom: energy passes from producers (plants) to the consumers that eat them.",
         ),
-        ("waves", "Why is the sky blue?", "Air scatters short (blue) wavelengths of sunlight much more than red ones."),
+        (
+            "the water cycle",
+            "What makes it rain?",
+            "Water vapour cools as it rises, condenses into cloud droplets, and falls once they get heavy.",
+        ),
     ),
     "english": (
         (
-            "essay writing",
+            "essay structure",
             "How do I start my introduction?",
             "Start with a hook, give a little context, then state your argument clearly.",
         ),
         (
-            "essay writing",
+            "essay structure",
             "How long should a paragraph be?",
             "Long enough for one idea: Point, Evidence, Explain is usually 4 to 6 sentences.",
         ),
@@ -369,34 +360,31 @@ SUBJECT_QA: dict[str, tuple[tuple[str, str, str], ...]] = {
             "Keep quotations short, put them in quotation marks and weave them into your own sentence.",
         ),
         (
-            "grammar",
-            "Is this a run-on sentence?",
-            "If two full sentences are joined with only a comma, yes. Try a full stop.",
-        ),
-        (
             "punctuation",
             "When do I use a semicolon?",
             "A semicolon joins two complete sentences that are closely related.",
         ),
         (
-            "persuasive writing",
-            "How do I make my argument more convincing?",
-            "Back each point with evidence, answer the other side, and end with a clear call to action.",
-        ),
-        (
-            "poetry analysis",
-            "How do I analyse a poem?",
-            "Look at the form, the imagery and the tone, then ask why the poet made each choice.",
-        ),
-        (
-            "vocabulary",
-            "What does 'juxtaposition' mean?",
-            "Placing two contrasting things side by side so the difference stands out.",
-        ),
-        (
             "figurative language",
             "What's the difference between a simile and a metaphor?",
             "A simile compares using 'like' or 'as'; a metaphor says one thing is another.",
+        ),
+        (
+            "sentence structure",
+            "Is this a run-on sentence?",
+            "If two full sentences are joined with only a comma, yes. Try a full stop.",
+        ),
+        ("parts of speech", "Is 'quickly' an adjective?", "No, it's an adverb: it describes how something is done."),
+        (
+            "tenses",
+            "Is it 'I have went' or 'I have gone'?",
+            "'I have gone': the present perfect uses the past participle.",
+        ),
+        ("spelling", "How do I remember how to spell 'necessary'?", "One collar, two sleeves: one c and two s's."),
+        (
+            "subject-verb agreement",
+            "Is it 'the list of names is' or 'are'?",
+            "'Is': the subject is 'list', which is singular.",
         ),
     ),
 }
@@ -1015,7 +1003,7 @@ def seed_demo(
         cur = raw.cursor()
         cur.execute("SET LOCAL synchronous_commit = off")
         cur.execute("SET LOCAL statement_timeout = 0")
-        cur.execute("SELECT count(*) FROM users WHERE lower(email) LIKE %s", (f"%@{DEMO_EMAIL_DOMAIN}",))
+        cur.execute("SELECT count(*) FROM users WHERE lower(email) ~ %s", (DEMO_STUDENT_EMAIL_RE,))
         existing = cur.fetchone()[0]
         if existing:
             raise DemoSeedError(
@@ -1023,7 +1011,7 @@ def seed_demo(
                 "delete them (their sessions go with them) or use a fresh database"
             )
         _copy(cur, "users", USER_COLUMNS, users_csv)
-        cur.execute("SELECT id, email FROM users WHERE lower(email) LIKE %s ORDER BY id", (f"%@{DEMO_EMAIL_DOMAIN}",))
+        cur.execute("SELECT id, email FROM users WHERE lower(email) ~ %s ORDER BY id", (DEMO_STUDENT_EMAIL_RE,))
         rows = cur.fetchall()
         if (
             len(rows) != students

@@ -1,0 +1,48 @@
+"""What users see when something breaks: never a stack trace, never a secret.
+
+With PostgreSQL unreachable, pages show a plain "temporarily unavailable" page and the API
+answers 503 JSON; the cause goes to the log.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, render_template, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+
+def _wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    return request.path.startswith("/admin/") and not request.accept_mimetypes.accept_html
+
+
+def _unavailable(exc: Exception):
+    from .extensions import db
+
+    current_app.logger.error("database unavailable: %s", getattr(exc, "orig", exc))
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone; nothing to roll back
+        pass
+    if _wants_json():
+        return {"error": "unavailable", "detail": "The service is temporarily unavailable; try again shortly."}, 503
+    return render_template("unavailable.html"), 503, {"Retry-After": "30"}
+
+
+def _internal(exc: Exception):
+    if isinstance(exc, HTTPException) and not isinstance(exc, InternalServerError):
+        return exc
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    if _wants_json():
+        return {"error": "internal_error", "detail": "Something went wrong on our side; it has been logged."}, 500
+    return render_template(
+        "error.html", title="Something went wrong", message="It has been logged. Please try again in a moment."
+    ), 500
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(OperationalError, _unavailable)
+    app.register_error_handler(InterfaceError, _unavailable)
+    app.register_error_handler(InternalServerError, _internal)
+    app.register_error_handler(Exception, _internal)
