@@ -47,14 +47,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         },
     )
     app.config["DEBUG"] = False if app.config["APP_ENV"] == "production" else app.config.get("DEBUG", False)
-    app.config.update(
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        JSON_SORT_KEYS=False,
-    )
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from tutor import auth, cli, errors, health, openapi  # noqa: F401  (openapi adds its route to the API)
+    from tutor import auth, cli, errors, health, openapi, security  # noqa: F401  (openapi adds its route)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
     from tutor.curriculum import get_curriculum
@@ -70,7 +65,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     cli.init_app(app)
     app.before_request(auth.admin_guard)
-    app.after_request(_security_headers)
+    security.init_app(app)
     errors.init_app(app)
     _mount_rq_dashboard(app)
 
@@ -87,21 +82,6 @@ def _mount_rq_dashboard(app: Flask) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
     rq_dashboard.web.setup_rq_connection(app)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
-
-
-def _security_headers(response):
-    """Pages may be framed only where they are meant to be: embeds by the allowed origins."""
-    from flask import current_app, request
-
-    if request.path == "/embed":
-        origins = current_app.config["EMBED_ALLOWED_ORIGINS"].replace(",", " ").split()
-        ancestors = " ".join(origins) if origins else "'none'"
-    else:
-        ancestors = "'none'"
-    response.headers.setdefault("Content-Security-Policy", f"frame-ancestors {ancestors}")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    return response
 
 
 def _resolve_services(app: Flask) -> None:

@@ -41,7 +41,9 @@ def test_forms_without_csrf_are_refused(client):
 
 
 def test_pages_may_not_be_framed(client):
-    assert client.get("/login").headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    csp = client.get("/login").headers["Content-Security-Policy"]
+    assert csp.endswith("frame-ancestors 'none'")
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp.split("style-src")[0]
 
 
 def test_embed_with_valid_token_creates_student_once(app, client):
@@ -49,7 +51,7 @@ def test_embed_with_valid_token_creates_student_once(app, client):
     for _ in range(2):
         response = client.get(f"/embed?token={token}")
         assert response.status_code == 200
-        assert response.headers["Content-Security-Policy"] == "frame-ancestors https://school.example"
+        assert response.headers["Content-Security-Policy"].endswith("frame-ancestors https://school.example")
     with app.app_context():
         users = db.session.scalars(select(User).where(User.external_id == "lms-42")).all()
         assert len(users) == 1 and users[0].display_name == "Ada L." and users[0].role == "student"
@@ -86,3 +88,32 @@ def test_tampered_or_expired_embed_token_is_401_and_creates_nobody(app, client):
 def test_admin_pages_send_students_away(app, student):
     response = student.client.get("/sessions")
     assert response.status_code == 200
+
+
+def test_security_headers_and_cookie_flags(app, student):
+    response = student.client.get("/sessions")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
+    https = student.client.get("/sessions", base_url="https://localhost")
+    assert https.headers["Strict-Transport-Security"].startswith("max-age=")
+    login = app.test_client().post("/api/v1/auth/login", json={"email": "pupil@school.org", "password": "learning123"})
+    cookie = login.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_login_is_throttled_per_account(app, client):
+    from tutor.extensions import db
+    from tutor.users import create_user
+
+    with app.app_context():
+        create_user("target@school.org", "right-password")
+        db.session.commit()
+    codes = [
+        client.post("/api/v1/auth/login", json={"email": "target@school.org", "password": f"wrong{i}"}).status_code
+        for i in range(11)
+    ]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    # even the right password waits now: the account is protected, not just the address
+    blocked = client.post("/api/v1/auth/login", json={"email": "target@school.org", "password": "right-password"})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0

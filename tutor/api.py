@@ -18,6 +18,7 @@ from .extensions import db, redis_ext
 from .models import Message, SessionTopic, TutoringSession
 from .ratelimit import Limit, hit
 from .rendering import render_markdown
+from .security import login_throttled, record_failed_login
 from .users import UserError, create_user, find_user_by_email, verify_password
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -145,8 +146,12 @@ def login():
     email, password = data["email"], data["password"]
     if not isinstance(email, str) or not isinstance(password, str):
         raise ApiError(400, "bad_request", "email and password must be strings.")
+    wait = login_throttled(email)
+    if wait:
+        raise ApiError(429, "too_many_attempts", f"Too many failed logins; try again in {wait} s.", retry_after=wait)
     user = find_user_by_email(email)
     if user is None or not verify_password(user, password):
+        record_failed_login(email)
         raise ApiError(401, "invalid_credentials", "Wrong e-mail or password.")
     login_user(user)
     return jsonify(user=_user_json(user), csrf_token=csrf_token())

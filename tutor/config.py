@@ -93,6 +93,7 @@ class Settings:
     BUILTIN_CHUNK_DELAY: float = 0.03
     EMBED_SECRET: str = ""
     EMBED_ALLOWED_ORIGINS: str = ""
+    TRUSTED_PROXIES: int = 0
     DEMO_STUDENTS: int = 200
     DEMO_DAYS: int = 120
 
@@ -161,6 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         BUILTIN_CHUNK_DELAY=_float(env, "BUILTIN_CHUNK_DELAY", 0.03),
         EMBED_SECRET=env.get("EMBED_SECRET", "").strip(),
         EMBED_ALLOWED_ORIGINS=env.get("EMBED_ALLOWED_ORIGINS", "").strip(),
+        TRUSTED_PROXIES=_int(env, "TRUSTED_PROXIES", 1 if app_env == "production" else 0),
         DEMO_STUDENTS=_int(env, "DEMO_STUDENTS", 200, minimum=1),
         DEMO_DAYS=_int(env, "DEMO_DAYS", 120, minimum=1),
     )

@@ -14,6 +14,7 @@ from .curriculum import get_curriculum
 from .embed import EmbedTokenError, verify_token
 from .extensions import db
 from .models import TutoringSession
+from .security import login_throttled, record_failed_login
 from .users import UserError, create_user, find_user_by_email, verify_password
 
 
@@ -33,13 +34,19 @@ def index():
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "POST":
-        user = find_user_by_email(request.form.get("email", ""))
+        email = request.form.get("email", "")
+        wait = login_throttled(email)
+        if wait:
+            flash(f"Too many failed logins; try again in {wait // 60 + 1} minutes.", "error")
+            return render_template("login.html", email=email), 429
+        user = find_user_by_email(email)
         if user is not None and verify_password(user, request.form.get("password", "")):
             login_user(user, remember=bool(request.form.get("remember")))
             target = request.args.get("next", "")
             if not target.startswith("/") or target.startswith("//"):
                 target = url_for("tutor.index")
             return redirect(target)
+        record_failed_login(email)
         flash("Wrong e-mail or password.", "error")
         return render_template("login.html", email=request.form.get("email", "")), 401
     return render_template("login.html")

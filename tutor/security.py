@@ -1,0 +1,80 @@
+"""Response headers, HTTPS behind a proxy, and login throttling.
+
+The tutor's own pages get a strict Content-Security-Policy (scripts only from this site,
+nothing inline). Dash and rq-dashboard render inline bootstrap scripts, so ``/admin/`` gets
+a policy that allows those but still no foreign origins. Every page refuses framing except
+``/embed``, which the origins in ``EMBED_ALLOWED_ORIGINS`` may frame.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .ratelimit import Limit, hit
+
+STRICT = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
+ADMIN = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
+
+# Failed logins allowed before a pause: per account, and per client address.
+LOGIN_LIMIT_ACCOUNT = Limit(10, 15 * 60)
+LOGIN_LIMIT_ADDRESS = Limit(50, 15 * 60)
+
+
+def security_headers(response):
+    if request.path == "/embed":
+        origins = current_app.config["EMBED_ALLOWED_ORIGINS"].replace(",", " ").split()
+        ancestors = " ".join(origins) if origins else "'none'"
+    else:
+        ancestors = "'none'"
+    policy = ADMIN if request.path.startswith("/admin/") else STRICT
+    response.headers.setdefault("Content-Security-Policy", f"{policy}; frame-ancestors {ancestors}")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    return response
+
+
+def login_throttled(email: str) -> int:
+    """Seconds to wait before another login attempt is allowed (0: go ahead)."""
+    from .extensions import redis_ext
+
+    account = email.strip().lower()
+    try:
+        redis = redis_ext.conn
+        waits = [
+            _peek(redis, f"login:acct:{account}", LOGIN_LIMIT_ACCOUNT),
+            _peek(redis, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS),
+        ]
+    except Exception:  # noqa: BLE001 - Redis down: do not lock everybody out
+        return 0
+    return max(waits)
+
+
+def record_failed_login(email: str) -> None:
+    from .extensions import redis_ext
+
+    try:
+        hit(redis_ext.conn, f"login:acct:{email.strip().lower()}", LOGIN_LIMIT_ACCOUNT)
+        hit(redis_ext.conn, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS)
+    except Exception:  # noqa: BLE001
+        current_app.logger.warning("could not record a failed login (Redis down?)")
+
+
+def _peek(redis, key: str, limit: Limit) -> int:
+    import time
+
+    window = int(time.time()) // limit.seconds
+    count = int(redis.get(f"aitutor:rl:{key}:{window}") or 0)
+    return limit.seconds - int(time.time()) % limit.seconds if count >= limit.count else 0
+
+
+def init_app(app: Flask) -> None:
+    proxies = int(app.config.get("TRUSTED_PROXIES", 0))
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+    if app.config["APP_ENV"] == "production":
+        app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SAMESITE="Lax")
+    app.after_request(security_headers)
