@@ -8,7 +8,6 @@ runs the web server, an RQ worker and the scheduler as child processes.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,14 +46,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         },
     )
     app.config["DEBUG"] = False if app.config["APP_ENV"] == "production" else app.config.get("DEBUG", False)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from tutor import auth, cli, errors, health, openapi, security  # noqa: F401  (openapi adds its route)
+    from tutor import auth, cli, errors, health, logs, metrics, openapi, security  # noqa: F401  (openapi: route)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
     from tutor.curriculum import get_curriculum
     from tutor.extensions import db, migrate, redis_ext
 
+    logs.init_app(app)
     get_curriculum()  # a broken curriculum file stops start-up, naming the file and field
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), compare_type=True)
@@ -66,6 +65,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     app.before_request(auth.admin_guard)
     security.init_app(app)
+    metrics.init_app(app)
     errors.init_app(app)
     _mount_rq_dashboard(app)
 

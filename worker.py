@@ -30,15 +30,20 @@ class AppWorker(Worker):
 
     flask_app: Flask
 
-    def perform_job(self, *args, **kwargs):  # type: ignore[override]
-        from tutor.extensions import db
+    def perform_job(self, job, *args, **kwargs):  # type: ignore[override]
+        from tutor import metrics
+        from tutor.extensions import db, redis_ext
 
         with self.flask_app.app_context():
             # The work horse is a fork: never reuse the parent's pooled connections.
             db.engine.dispose(close=False)
+            started = time.monotonic()
+            ok = False
             try:
-                return super().perform_job(*args, **kwargs)
+                ok = super().perform_job(job, *args, **kwargs)
+                return ok
             finally:
+                metrics.record_job(redis_ext.conn, job.func_name, time.monotonic() - started, bool(ok))
                 db.session.remove()
 
 

@@ -15,7 +15,7 @@ from flask import current_app
 from rq import Retry, get_current_job
 from sqlalchemy import select, text
 
-from tutor import streams
+from tutor import metrics, streams
 from tutor.extensions import db, redis_ext
 from tutor.guardrail import reveals_answer
 from tutor.models import Message, TutoringSession
@@ -137,6 +137,7 @@ def _generate(reply_id: int, attempt: int) -> str:
     if not saved:
         raise streams.Superseded(f"reply {reply_id}: attempt {attempt} lost the final update")
     streams.append(redis, reply_id, streams.DONE, {"id": reply_id, "content": content}, attempt)
+    metrics.record_reply(redis, provider.name, latency_ms)
     return "done"
 
 

@@ -45,6 +45,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}.") from None
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not known; use one of: {', '.join(allowed)}.")
+    return value
+
+
 def _retry_delays(raw: str) -> str:
     raw = raw.strip() or "2,10,30"
     try:
@@ -79,6 +86,8 @@ class Settings:
     ANALYTICS_TZ: str = "UTC"
     INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
     LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "text"
+    METRICS_TOKEN: str = ""
     WEB_CONCURRENCY: int = 2
     WEB_THREADS: int = 32
     SESSION_IDLE_MINUTES: int = 30
@@ -148,6 +157,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ANALYTICS_TZ=tz,
         INSTANCE_PATH=str(Path(env.get("INSTANCE_PATH", "").strip() or PROJECT_ROOT / "instance").resolve()),
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        LOG_FORMAT=_choice(env, "LOG_FORMAT", "json" if app_env == "production" else "text", ("text", "json")),
+        METRICS_TOKEN=env.get("METRICS_TOKEN", "").strip(),
         WEB_CONCURRENCY=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
         WEB_THREADS=_int(env, "WEB_THREADS", 32, minimum=1),
         SESSION_IDLE_MINUTES=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),

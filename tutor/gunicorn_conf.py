@@ -6,7 +6,10 @@ keeps running. Settings come from the same environment as the app; a bad one sto
 server with one line before any worker starts.
 """
 
+import os
+import shutil
 import sys
+import tempfile
 
 from tutor.config import ConfigError, load_settings
 
@@ -28,3 +31,19 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 loglevel = _settings.LOG_LEVEL.lower()
 # gunicorn's control socket (one fixed path per user) would clash between instances; unused here.
 control_socket_disable = True
+
+
+# Request metrics from every gunicorn worker are merged through files in this folder
+# (prometheus_client's multiprocess mode); it is made fresh for each server start.
+_metrics_dir = tempfile.mkdtemp(prefix="aitutor-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
