@@ -27,7 +27,10 @@ def _unavailable(exc: Exception):
         pass
     if _wants_json():
         return {"error": "unavailable", "detail": "The service is temporarily unavailable; try again shortly."}, 503
-    return render_template("unavailable.html"), 503, {"Retry-After": "30"}
+    # Rendered without Flask's context processors: Flask-Login's would load the user, which
+    # needs the database that is down.
+    page = current_app.jinja_env.get_template("unavailable.html").render()
+    return page, 503, {"Retry-After": "30", "Content-Type": "text/html; charset=utf-8"}
 
 
 def _internal(exc: Exception):

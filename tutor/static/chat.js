@@ -167,7 +167,7 @@
       const div = bubble(m.role, m.role === "tutor" ? "" : m.content);
       if (m.role !== "tutor") continue;
       div.dataset.replyId = m.id;
-      if (m.status === "done") div.querySelector(".body").innerHTML = m.content_html;
+      if (m.status === "done") { div.querySelector(".body").innerHTML = m.content_html; div.dataset.status = "done"; }
       else if (m.status === "failed") failed(div, m.id, m.error);
       else streamReply(div, m.id, "/api/v1/messages/" + m.id + "/stream");
     }
