@@ -147,3 +147,40 @@ def recover_stale_replies(now: datetime | None = None) -> dict[str, list[int]]:
     if rows:
         log.warning("stale replies: %s", result)
     return result
+
+
+def purge_expired() -> dict[str, int]:
+    """Housekeeping RQ does not do on its own schedule, and reply streams left without expiry.
+
+    RQ expires results and failed jobs by their TTLs; this also drops registry entries whose
+    job hash is gone, so rq-dashboard and the metrics count only real jobs. Reply streams
+    always get an expiry when written; one that lost it (e.g. a Redis restored from an old
+    dump) is deleted once its reply is finished.
+    """
+    from rq import Queue
+    from rq.registry import clean_registries
+
+    from jobs import QUEUES
+    from tutor import streams
+    from tutor.extensions import redis_ext
+
+    redis = redis_ext.conn
+    for name in QUEUES:
+        clean_registries(Queue(name, connection=redis))
+    orphaned: list[int] = []
+    for key in redis.scan_iter(match="aitutor:reply:*", count=500):
+        name = key.decode() if isinstance(key, bytes) else key
+        parts = name.split(":")
+        if len(parts) == 3 and parts[2].isdigit() and redis.ttl(name) == -1:
+            orphaned.append(int(parts[2]))
+    statuses: dict[int, str] = {}
+    if orphaned:
+        rows = db.session.execute(text("SELECT id, status FROM messages WHERE id = ANY(:ids)"), {"ids": orphaned})
+        statuses = {row.id: row.status for row in rows}
+        db.session.commit()
+    deleted = 0
+    for reply_id in orphaned:
+        if statuses.get(reply_id, "gone") in {"done", "failed", "gone"}:
+            redis.delete(streams.stream_key(reply_id), streams.owner_key(reply_id))
+            deleted += 1
+    return {"streams_deleted": deleted}

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from .extensions import db
-from .users import UserError, create_user
+from .users import UserError, create_user, delete_user, find_user_by_email
 
 users_cli = AppGroup("users", help="Manage accounts.")
 demo_cli = AppGroup("demo", help="Demo and benchmark data.")
@@ -28,6 +28,20 @@ def users_create(email: str, password: str, role: str, display_name: str | None,
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
     click.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+@users_cli.command("delete")
+@click.option("--email", required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def users_delete(email: str, yes: bool) -> None:
+    """Delete an account and all its tutoring data (privacy requests)."""
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no user with the e-mail {email}")
+    if not yes:
+        click.confirm(f"Delete {user.email} and all their sessions and messages?", abort=True)
+    counts = delete_user(user)
+    click.echo(f"deleted {email}: {counts['sessions']} sessions, {counts['replies']} tutor replies")
 
 
 @demo_cli.command("seed")

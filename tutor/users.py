@@ -64,3 +64,35 @@ def create_user(
     )
     db.session.add(user)
     return user
+
+
+def delete_user(user: User) -> dict[str, int]:
+    """Delete an account and all its tutoring data (sessions, messages, topics, metrics:
+    the foreign keys cascade), and the transient copies of its replies in Redis."""
+    from sqlalchemy import text
+
+    from . import streams
+    from .extensions import redis_ext
+
+    reply_ids = (
+        db.session.execute(
+            text(
+                "SELECT m.id FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.student_id = :u AND m.role = 'tutor'"
+            ),
+            {"u": user.id},
+        )
+        .scalars()
+        .all()
+    )
+    sessions = db.session.execute(
+        text("SELECT count(*) FROM sessions WHERE student_id = :u"), {"u": user.id}
+    ).scalar_one()
+    db.session.delete(user)
+    db.session.commit()
+    try:
+        keys = [k for rid in reply_ids for k in (streams.stream_key(rid), streams.owner_key(rid))]
+        for start in range(0, len(keys), 500):
+            redis_ext.conn.delete(*keys[start : start + 500])
+    except Exception:  # noqa: BLE001 - streams expire on their own within a day
+        pass
+    return {"sessions": sessions, "replies": len(reply_ids)}
