@@ -64,6 +64,18 @@ def check_services(app: Flask) -> str | None:
     return None
 
 
+# Imported once in the worker process, so that each forked work horse inherits them instead
+# of importing them again per job (the openai package alone takes seconds to import).
+PRELOAD = ("jobs.ai", "jobs.analytics", "jobs.maintenance", "tutor.providers.builtin", "tutor.providers.openai_provider")
+
+
+def preload() -> None:
+    import importlib
+
+    for module in PRELOAD:
+        importlib.import_module(module)
+
+
 def run_worker(app: Flask, queues: list[str], burst: bool = False) -> bool:
     from jobs import QUEUES
     from tutor.extensions import make_redis
@@ -72,6 +84,7 @@ def run_worker(app: Flask, queues: list[str], burst: bool = False) -> bool:
     if unknown:
         raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
     AppWorker.flask_app = app
+    preload()
     _sweep_on_start(app)
     connection = make_redis(app.config["REDIS_URL"])
     # Registries are cleaned every minute, so a job whose worker died is retried soon after

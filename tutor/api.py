@@ -284,15 +284,17 @@ def post_message(session_id: str):
             text("INSERT INTO session_topics (session_id, topic) VALUES (:s, :t) ON CONFLICT DO NOTHING"),
             {"s": session.id, "t": SessionTopic.clean(topic)},
         )
+    db.session.flush()
+    message_id, reply_id = student_msg.id, reply.id  # read now: a commit expires them (two more queries)
     db.session.commit()  # the message and its queued reply are safe before any Redis work
 
     from jobs.ai import enqueue_reply
 
     try:
-        enqueue_reply(reply.id)
+        enqueue_reply(reply_id)
     except Exception:  # noqa: BLE001 - Redis down: the outbox sweep enqueues it later
-        current_app.logger.exception("could not enqueue reply %s; it stays queued for the sweep", reply.id)
-    return jsonify(message_id=student_msg.id, reply_id=reply.id, status="queued", stream_url=stream_url(reply.id)), 202
+        current_app.logger.exception("could not enqueue reply %s; it stays queued for the sweep", reply_id)
+    return jsonify(message_id=message_id, reply_id=reply_id, status="queued", stream_url=stream_url(reply_id)), 202
 
 
 def _rate_limit(student_id: int) -> None:
