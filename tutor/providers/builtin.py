@@ -36,8 +36,8 @@ class BuiltinProvider:
         reply = compose_reply(messages, context)
         usage.prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
         usage.completion_tokens = estimate_tokens(reply)
-        for chunk in re.findall(r"\S+\s*|\s+", reply):
-            if self.chunk_delay:
+        for index, chunk in enumerate(re.findall(r"\S+\s*|\s+", reply)):
+            if index and self.chunk_delay:  # the first chunk goes out at once, as from a model
                 time.sleep(self.chunk_delay)
             yield chunk
 
