@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
@@ -17,6 +18,7 @@ from tutor.extensions import db, redis_ext
 from tutor.models import Message
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.faults  # (a) of the fault-injection suite
 
 
 def test_sigkill_mid_reply_then_retry_gives_one_complete_reply(app, services, student):
