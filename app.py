@@ -47,6 +47,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config["DEBUG"] = False if app.config["APP_ENV"] == "production" else app.config.get("DEBUG", False)
 
+    from jobs import cli as jobs_cli
     from tutor import auth, cli, errors, health, logs, metrics, openapi, security  # noqa: F401  (openapi: route)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
@@ -63,6 +64,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    jobs_cli.init_app(app)
     app.before_request(auth.admin_guard)
     security.init_app(app)
     metrics.init_app(app)

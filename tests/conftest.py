@@ -26,7 +26,18 @@ TEST_CONFIG = {
     "EMBED_SECRET": "test-embed-secret-of-at-least-32-bytes",
     "EMBED_ALLOWED_ORIGINS": "https://school.example",
 }
-TABLES = ("daily_stats", "session_metrics", "session_topics", "messages", "sessions", "users")
+TABLES = (
+    "rollup_daily",
+    "rollup_student_day",
+    "rollup_topic_day",
+    "rollup_hour",
+    "daily_stats",
+    "session_metrics",
+    "session_topics",
+    "messages",
+    "sessions",
+    "users",
+)
 
 
 @pytest.fixture(scope="session")

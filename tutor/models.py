@@ -174,3 +174,8 @@ class DailyStats(db.Model):
     ai_latency_p50_ms: Mapped[float | None] = mapped_column(Float)
     ai_latency_p95_ms: Mapped[float | None] = mapped_column(Float)
     ai_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+# The analytics rollup tables live in their own module; importing it here puts them in the
+# same metadata, so migrations and the model check see one schema.
+from . import rollups  # noqa: E402,F401

@@ -8,8 +8,9 @@ a plain ``SUM`` over rows:
 * ``rollup_daily``: counts and sums (divide sums by counts for means) and a latency histogram
   per day × subject × grade. Sessions are counted on the day they started; messages on the day
   they were created, with the subject and grade of their session.
-* ``rollup_student_day``: one row per student, day, subject and grade with sessions that day,
-  so ``COUNT(DISTINCT student_id)`` gives exact active students for any range and filter.
+* ``rollup_student_day``: one row per student, day and subject with sessions (and the
+  student's grade), so ``COUNT(DISTINCT student_id)`` gives exact active students for any
+  range and filter.
 * ``rollup_topic_day``: sessions touching each topic.
 * ``rollup_hour``: sessions by local hour of start (``weekday`` 0 = Monday ... 6 = Sunday).
 
@@ -29,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 
 import numpy as np
-from sqlalchemy import BigInteger, Date, Index, Integer, SmallInteger, String, text
+from sqlalchemy import BigInteger, Date, Integer, SmallInteger, String, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -98,15 +99,19 @@ class RollupDaily(db.Model):
 
 
 class RollupStudentDay(db.Model):
-    """One row per student with sessions that day, per subject and grade."""
+    """One row per student and subject with sessions that day; ``grade_level`` is the student's.
+
+    Only the primary key is indexed (date first): this is the largest rollup (about one row
+    per session) and every index slows the nightly insert. Per-student history over a date
+    range still uses it; all of one student's days are better read from ``sessions``.
+    """
 
     __tablename__ = "rollup_student_day"
-    __table_args__ = (Index("ix_rollup_student_day_student_id_date", "student_id", "date"),)
 
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     student_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
-    grade_level: Mapped[int] = _grade()
+    grade_level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     sessions: Mapped[int] = _count()
     duration_sum: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     duration_count: Mapped[int] = _count()
