@@ -105,6 +105,10 @@ WEEKEND_HOURS = np.array(
 )
 ABANDONED_SHARE = 0.10
 FAILED_REPLY_SHARE = 0.005
+# The guardrail's verdict (messages.answer_revealed) exists when the student brought a problem
+# it can solve: here, most finished mathematics replies; a few of those give the answer away.
+CHECKED_MATH_REPLY_SHARE = 0.7
+ANSWER_REVEALED_SHARE = 0.06
 RATING_P = {"ended": [0.04, 0.06, 0.15, 0.35, 0.40], "abandoned": [0.25, 0.25, 0.25, 0.15, 0.10]}
 UNRATED_SHARE = {"ended": 0.35, "abandoned": 0.85}
 
@@ -744,6 +748,7 @@ class _Pools:
         self.statuses = np.array([b"ended", b"abandoned", b"active"])
         self.roles = np.array([b"student", b"tutor"])
         self.msg_status = np.array([b"done", b"failed"])
+        self.booleans = np.array([b"f", b"t"])
         self.names = np.array([_csv_quote(f"{a} {b}") for a in FIRST_NAMES for b in LAST_NAMES])
 
 
@@ -846,6 +851,8 @@ def _batch(plan: _Plan, lo: int, hi: int, seed: int, batch_no: int, user_ids: np
     )
     text_idx = np.where(tutor, tutor_text, student_text)
     error_idx = rng.integers(0, len(ERRORS), m)
+    checked = done_reply & (subject[sess] == SUBJECTS.index("mathematics")) & (rng.random(m) < CHECKED_MATH_REPLY_SHARE)
+    revealed = rng.random(m) < ANSWER_REVEALED_SHARE
     msg_created = created[sess] + offset
 
     # Rows go out in time order, as the live app would have written them: sessions by start,
@@ -891,6 +898,7 @@ def _batch(plan: _Plan, lo: int, hi: int, seed: int, batch_no: int, user_ids: np
             _bytes_field(np.where(tutor, MODEL.encode(), b"")),
             _int_field(np.where(failed, 3, np.where(tutor, 1, 0))),
             _pool(pools.errors, error_idx[m_ord], null=~failed),
+            _pool(pools.booleans, revealed[m_ord].astype(np.int8), null=~checked[m_ord]),
         ],
         m,
     )
@@ -904,7 +912,7 @@ SESSION_COLUMNS = "id, student_id, subject, created_at, ended_at, duration_secon
 TOPIC_COLUMNS = "session_id, topic"
 MESSAGE_COLUMNS = (
     "session_id, role, content, status, created_at, completed_at, latency_ms, prompt_tokens, "
-    "completion_tokens, provider, model, attempts, error"
+    "completion_tokens, provider, model, attempts, error, answer_revealed"
 )
 
 
