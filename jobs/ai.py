@@ -54,6 +54,7 @@ def enqueue_reply(reply_id: int) -> None:
 
 def process_ai_response(reply_id: int) -> str:
     """Generate, stream and save one tutor reply. Returns the final status."""
+    started = time.monotonic()  # latency_ms runs from here (job start) to the last chunk
     claimed = db.session.execute(
         text(
             """
@@ -73,13 +74,13 @@ def process_ai_response(reply_id: int) -> str:
     redis = redis_ext.conn
     streams.claim(redis, reply_id, attempt)
     try:
-        return _generate(reply_id, attempt)
+        return _generate(reply_id, attempt, started)
     except streams.Superseded:
         log.warning("reply %s attempt %s was superseded by a newer attempt; stopping", reply_id, attempt)
         return "superseded"
 
 
-def _generate(reply_id: int, attempt: int) -> str:
+def _generate(reply_id: int, attempt: int, started: float) -> str:
     redis = redis_ext.conn
     if attempt > 1 or streams.has_events(redis, reply_id):
         streams.append(redis, reply_id, streams.RESET, {"attempt": attempt}, attempt)
@@ -98,7 +99,6 @@ def _generate(reply_id: int, attempt: int) -> str:
     )
     provider = get_provider(current_app.config)
     usage = Usage()
-    started = time.monotonic()
     parts: list[str] = []
     try:
         for chunk in provider.stream(chat, usage, ReplyContext(subject=session.subject)):
