@@ -369,3 +369,11 @@ def test_a_busy_single_day_still_ends_before_now(app_ctx):
     assert scalar("SELECT max(ended_at) FROM sessions") <= now
     assert scalar("SELECT max(greatest(created_at, completed_at)) FROM messages") <= now
     assert scalar("SELECT count(*) FROM sessions WHERE created_at > :now", now=now) == 0
+
+
+def test_seeding_twice_is_a_clear_cli_error(runner, app_ctx):
+    first = runner.invoke(args=["demo", "seed", "--students", "3", "--days", "2", "--quiet"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(args=["demo", "seed", "--students", "3", "--days", "2", "--quiet"])
+    assert again.exit_code != 0
+    assert "already exist" in again.output and "Traceback" not in again.output

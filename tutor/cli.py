@@ -56,9 +56,14 @@ def users_delete(email: str, yes: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo_seed(students: int, days: int, sessions: int | None, random_seed: int, quiet: bool) -> None:
     """Write realistic demo rows straight into the tables (COPY, in batches)."""
-    from .demo import seed_demo
+    from .demo import DemoSeedError, seed_demo
 
-    result = seed_demo(db.engine, students=students, days=days, sessions=sessions, seed=random_seed, progress=not quiet)
+    try:
+        result = seed_demo(
+            db.engine, students=students, days=days, sessions=sessions, seed=random_seed, progress=not quiet
+        )
+    except DemoSeedError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(result.summary())
 
 

@@ -118,14 +118,26 @@ def prepare_database(settings: Settings, instance: Path) -> str | None:
             from .extensions import db
             from .users import create_user, find_user_by_email
 
-            say(f"first run: loading demo data ({settings.DEMO_STUDENTS} students, {settings.DEMO_DAYS} days)")
-            result = seed_demo(db.engine, students=settings.DEMO_STUDENTS, days=settings.DEMO_DAYS, progress=True)
-            say(result.summary())
+            if _demo_students_exist(db):  # seeded, but stopped before the marker was written
+                say("demo data already loaded")
+            else:
+                say(f"first run: loading demo data ({settings.DEMO_STUDENTS} students, {settings.DEMO_DAYS} days)")
+                result = seed_demo(db.engine, students=settings.DEMO_STUDENTS, days=settings.DEMO_DAYS, progress=True)
+                say(result.summary())
             if find_user_by_email(DEMO_ADMIN_EMAIL) is None:
                 create_user(DEMO_ADMIN_EMAIL, password, role="admin", display_name="Demo admin")
                 db.session.commit()
             marker.write_text("1\n")
         return password
+
+
+def _demo_students_exist(db) -> bool:
+    from sqlalchemy import text
+
+    from .demo import DEMO_STUDENT_EMAIL_RE
+
+    query = text("SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) ~ :pattern)")
+    return bool(db.session.scalar(query, {"pattern": DEMO_STUDENT_EMAIL_RE}))
 
 
 def wait_ready(url: str, children: list[Child], timeout: float = 60.0) -> bool:
