@@ -1,0 +1,350 @@
+"""The dashboard's callbacks.
+
+Each callback is a plain function of the controls' values (``update_view``, ``export_daily``,
+...), so tests call them directly; ``register`` wires them to the Dash app. Callbacks that need
+to know which input fired take it as ``trigger`` (``dash.ctx.triggered_id`` in the app).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from . import data, figures, layout
+
+#: The inputs every view depends on, in the order the callbacks take them.
+CONTROLS = [
+    Input("time-range", "value"),
+    Input("date-range", "start_date"),
+    Input("date-range", "end_date"),
+    Input("subject-filter", "value"),
+    Input("grade-filter", "value"),
+]
+CONTROL_STATES = [State(c.component_id, c.component_property) for c in CONTROLS]
+
+#: The main view's outputs, in the order ``update_view`` returns them.
+VIEW_OUTPUTS = [
+    Output("range-label", "children"),
+    Output("kpi-cards", "children"),
+    Output("sessions-chart", "figure"),
+    Output("duration-chart", "figure"),
+    Output("usage-heatmap", "figure"),
+    Output("topics-chart", "figure"),
+    Output("satisfaction-chart", "figure"),
+    Output("quality-chart", "figure"),
+    Output("subjects-chart", "figure"),
+    Output("data-note", "children"),
+]
+
+
+def subject_names() -> dict[str, str]:
+    from tutor.curriculum import get_curriculum
+
+    return {s.id: s.name for s in get_curriculum().subjects.values()}
+
+
+def _filters(time_range, start, end, subjects, grades, today: date | None = None) -> data.Filters:
+    return data.Filters.from_controls(time_range, start, end, subjects, grades, today=today)
+
+
+def _day(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"
+
+
+def _range_text(view: data.View) -> str:
+    f = view.filters
+    same_year = f.start.year == f.end.year
+    first = f"{f.start.day} {f.start:%b}" if same_year else _day(f.start)
+    text = f"{first} – {_day(f.end)} · {f.n_days} day{'s' if f.n_days != 1 else ''}"
+    if view.live_days:
+        text += " · today live"
+    if view.total_sessions == 0:
+        text += " · no sessions in this range"
+    return text
+
+
+def _note(view: data.View) -> str:
+    tz = data.analytics_tz().key
+    if view.rolled_through is None:
+        return f"No rolled-up days yet: everything shown is computed from the raw tables. Days are local to {tz}."
+    behind = (view.today - view.rolled_through).days - 1
+    text = f"Rolled up through {_day(view.rolled_through)}; later days are computed live. Days are local to {tz}."
+    if behind > 1:
+        text += f" The nightly rollup is {behind} days behind: check the scheduler."
+    return text
+
+
+# ------------------------------------------------------------------------------------ callbacks
+
+
+def sync_range(time_range: str | None, start: str | None, end: str | None, trigger: str | None = None):
+    """Keep the period buttons and the date picker in step.
+
+    A preset shows its dates in the picker; picking other dates switches the period to
+    ``custom``. Returns (time_range, start_date, end_date), ``no_update`` where nothing changes.
+    """
+    today = data.analytics_today()
+    if trigger == "time-range" and time_range in data.RANGES:
+        first, last = data.resolve_range(time_range, today=today)
+        if (first.isoformat(), last.isoformat()) == (start, end):
+            raise PreventUpdate
+        return no_update, first.isoformat(), last.isoformat()
+    if trigger == "date-range" and start and end:
+        if time_range in data.RANGES:
+            first, last = data.resolve_range(time_range, today=today)
+            if (first.isoformat(), last.isoformat()) == (start[:10], end[:10]):
+                raise PreventUpdate
+        if time_range == "custom":
+            raise PreventUpdate
+        return "custom", no_update, no_update
+    raise PreventUpdate
+
+
+def update_view(
+    time_range, start, end, subjects, grades, selected_topic: str | None = None, today: date | None = None
+) -> tuple[Any, ...]:
+    """The main view: range label, KPI cards and the seven charts (the order of ``VIEW_OUTPUTS``)."""
+    f = _filters(time_range, start, end, subjects, grades, today)
+    view = data.load_view(f, today=today)
+    names = subject_names()
+    return (
+        _range_text(view),
+        layout.kpi_cards(view.kpis, f.n_days),
+        figures.sessions_figure(view.daily),
+        figures.duration_figure(view.daily),
+        figures.heatmap_figure(view.heatmap),
+        figures.topics_figure(view.topics, selected=selected_topic),
+        figures.satisfaction_figure(view.daily),
+        figures.quality_figure(view.daily),
+        figures.subjects_figure(view.subjects, view.grades, names),
+        _note(view),
+    )
+
+
+def topic_from_click(click: dict[str, Any] | None) -> str | None:
+    try:
+        point = click["points"][0]
+    except (TypeError, KeyError, IndexError):
+        return None
+    topic = point.get("customdata", point.get("y"))
+    if isinstance(topic, list):
+        topic = topic[0] if topic else None
+    return str(topic) if topic else None
+
+
+def show_topic_sessions(
+    click, _clear, time_range, start, end, subjects, grades, current=None, trigger=None, today: date | None = None
+):
+    """The recent-sessions list, filtered to the clicked topic; returns (topic, title, list, clear-button hidden)."""
+    topic = current
+    if trigger == "topics-chart":
+        topic = topic_from_click(click) or current
+    elif trigger == "clear-topic":
+        topic = None
+    f = _filters(time_range, start, end, subjects, grades, today)
+    frame = data.recent_sessions(f, topic=topic, limit=layout.SESSION_ROWS)
+    title = f"Sessions on “{topic}”" if topic else "Recent sessions"
+    return topic, title, layout.sessions_table(frame, subject_names()), topic is None
+
+
+def highlight_topic(topic: str | None, figure: dict[str, Any] | None):
+    """Colour the selected topic's bar (a Patch of the topics chart, no recomputation)."""
+    if not figure or not figure.get("data"):
+        raise PreventUpdate
+    names = figure["data"][0].get("y") or []
+    patch = dash.Patch()
+    patch["data"][0]["marker"]["color"] = [figures.ACCENT if n == topic else figures.PRIMARY for n in names]
+    return patch
+
+
+def update_students(search, time_range, start, end, subjects, grades, selected=None, today: date | None = None):
+    """The student table (the first ``STUDENT_ROWS`` matches, most sessions first)."""
+    f = _filters(time_range, start, end, subjects, grades, today)
+    frame = data.students_frame(f, search=search, limit=layout.STUDENT_ROWS, today=today)
+    return layout.students_table(frame, frame.attrs.get("total", len(frame)), selected)
+
+
+def pick_student(trigger: dict[str, Any] | None, clicks: int | None) -> int:
+    """The student whose row was clicked (``trigger``: the row button's id; ``clicks``: its n_clicks)."""
+    if not trigger or not clicks:
+        raise PreventUpdate  # rows (re)rendered, not clicked
+    return int(trigger["index"])
+
+
+def show_student(student_id: int | None):
+    """The chosen student's name and timeline: sessions per week, curriculum coverage, ratings."""
+    if student_id is None:
+        raise PreventUpdate
+    timeline = data.student_timeline(int(student_id))
+    person = timeline["student"]
+    if person is None:
+        return "Student not found", *(figures.empty_figure("Student not found") for _ in range(3))
+    grade = figures.grade_name(person["grade_level"]) if person["grade_level"] is not None else "no grade"
+    title = html.Span([person["name"], html.Span(f" · {person['email']} · {grade}", className="muted")])
+    return (
+        title,
+        figures.student_sessions_figure(timeline["weekly"]),
+        figures.student_coverage_figure(timeline["coverage"], subject_names()),
+        figures.student_ratings_figure(timeline["ratings"]),
+    )
+
+
+def update_retention(time_range, start, end, subjects, grades, today: date | None = None):
+    f = _filters(time_range, start, end, subjects, grades, today)
+    return figures.retention_figure(data.retention_frame(f, today=today))
+
+
+def _daily_csv(view_daily: pd.DataFrame) -> pd.DataFrame:
+    out = view_daily.copy()
+    out["date"] = [d.isoformat() for d in out["date"]]
+    return out.round({c: 3 for c in out.columns if out[c].dtype.kind == "f"})
+
+
+def export_daily(n_clicks, time_range, start, end, subjects, grades, today: date | None = None):
+    """The current view's daily table as CSV (``dcc.Download`` data)."""
+    if not n_clicks:
+        raise PreventUpdate
+    f = _filters(time_range, start, end, subjects, grades, today)
+    daily = _daily_csv(data.load_view(f, today=today).daily)
+    return dcc.send_data_frame(daily.to_csv, f"tutoring-daily-{f.start}-to-{f.end}.csv", index=False)
+
+
+def export_students(n_clicks, time_range, start, end, subjects, grades, search=None, today: date | None = None):
+    """Every student of the current view (and search) as CSV."""
+    if not n_clicks:
+        raise PreventUpdate
+    f = _filters(time_range, start, end, subjects, grades, today)
+    frame = data.students_frame(f, search=search, today=today).copy()
+    frame["last_active"] = [d.isoformat() for d in frame["last_active"]]
+    frame["avg_rating"] = frame["avg_rating"].round(3)
+    return dcc.send_data_frame(frame.to_csv, f"tutoring-students-{f.start}-to-{f.end}.csv", index=False)
+
+
+def load_grade_options(_root_id: str | None = None) -> list[dict[str, Any]]:
+    """The grade filter's choices: the grade levels students have, and "No grade"."""
+    return layout.grade_options(data.grade_levels())
+
+
+# ------------------------------------------------------------------------------------ wiring
+
+
+def register(app: Dash) -> None:
+    app.callback(
+        Output("time-range", "value"),
+        Output("date-range", "start_date"),
+        Output("date-range", "end_date"),
+        Input("time-range", "value"),
+        Input("date-range", "start_date"),
+        Input("date-range", "end_date"),
+        prevent_initial_call=True,
+    )(lambda time_range, start, end: sync_range(time_range, start, end, trigger=ctx.triggered_id))
+
+    app.callback(*VIEW_OUTPUTS, *CONTROLS, State("selected-topic", "data"))(update_view)
+
+    app.callback(Output("grade-filter", "options"), Input("dashboard-root", "id"))(load_grade_options)
+
+    app.callback(
+        Output("selected-topic", "data"),
+        Output("recent-title", "children"),
+        Output("recent-sessions", "children"),
+        Output("clear-topic", "hidden"),
+        Input("topics-chart", "clickData"),
+        Input("clear-topic", "n_clicks"),
+        *CONTROLS,
+        State("selected-topic", "data"),
+    )(
+        lambda click, clear, *rest: show_topic_sessions(
+            click, clear, *rest[:-1], current=rest[-1], trigger=ctx.triggered_id
+        )
+    )
+
+    app.callback(
+        Output("topics-chart", "figure", allow_duplicate=True),
+        Input("selected-topic", "data"),
+        State("topics-chart", "figure"),
+        prevent_initial_call=True,
+    )(highlight_topic)
+
+    app.callback(
+        Output("students-table", "children"),
+        Input("student-search", "value"),
+        *CONTROLS,
+        State("selected-student", "data"),
+    )(update_students)
+
+    app.callback(
+        Output("selected-student", "data"),
+        Input({"type": "student-row", "index": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )(lambda _clicks: pick_student(ctx.triggered_id, ctx.triggered[0]["value"] if ctx.triggered else None))
+
+    app.callback(
+        Output("student-name", "children"),
+        Output("student-sessions-chart", "figure"),
+        Output("student-coverage-chart", "figure"),
+        Output("student-ratings-chart", "figure"),
+        Input("selected-student", "data"),
+        prevent_initial_call=True,
+    )(show_student)
+
+    app.callback(Output("retention-chart", "figure"), *CONTROLS)(update_retention)
+
+    app.callback(
+        Output("download-daily", "data"),
+        Input("export-daily", "n_clicks"),
+        *CONTROL_STATES,
+        prevent_initial_call=True,
+    )(export_daily)
+
+    app.callback(
+        Output("download-students", "data"),
+        Input("export-students", "n_clicks"),
+        *CONTROL_STATES,
+        State("student-search", "value"),
+        prevent_initial_call=True,
+    )(export_students)
+
+
+# ------------------------------------------------------------------------------------ requests as the browser sends them
+
+
+def callback_payload(outputs: list[Output], inputs: list[tuple[str, str, Any]], changed: list[str]) -> dict[str, Any]:
+    """The JSON body the Dash renderer POSTs to ``_dash-update-component`` for a callback.
+
+    ``inputs``: (component id, property, value) in the callback's order; ``changed``: the
+    ``"id.property"`` strings of the inputs that fired.
+    """
+    specs = [{"id": o.component_id, "property": o.component_property} for o in outputs]
+    if len(specs) == 1:
+        output = f"{specs[0]['id']}.{specs[0]['property']}"
+        outputs_field: Any = specs[0]
+    else:
+        output = ".." + "...".join(f"{s['id']}.{s['property']}" for s in specs) + ".."
+        outputs_field = specs
+    return {
+        "output": output,
+        "outputs": outputs_field,
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "changedPropIds": changed,
+        "state": [],
+    }
+
+
+def main_callback_payload(
+    time_range: str = "quarter",
+    start: str | None = None,
+    end: str | None = None,
+    subjects: list[str] | None = None,
+    grades: list[int] | None = None,
+) -> dict[str, Any]:
+    """The request the browser sends when the period buttons switch to ``time_range``."""
+    values = [time_range, start, end, subjects, grades]
+    inputs = [(c.component_id, c.component_property, v) for c, v in zip(CONTROLS, values, strict=True)]
+    payload = callback_payload(VIEW_OUTPUTS, inputs, ["time-range.value"])
+    payload["state"] = [{"id": "selected-topic", "property": "data", "value": None}]
+    return payload

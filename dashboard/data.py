@@ -1,0 +1,1385 @@
+"""The dashboard's data: SQL and pandas/numpy, DataFrames out. No Dash here, and nothing is written.
+
+Every figure is computed for a :class:`Filters` (a range of local days in ``ANALYTICS_TZ``,
+subjects and grade levels).
+
+**Past days come from the rollups** (``tutor/rollups.py``), **today from the raw tables.** The
+days after the last day the nightly job rolled up through today (normally just today) are read
+from ``sessions``, ``session_topics`` and ``messages``, restricted to those days' rows and
+aggregated to the rollups' shape, so an admin sees this morning's sessions. ``daily_stats``
+marks the rolled-up days: the job writes one row per day, with or without sessions.
+
+**Exact under every filter.** Sums add up across days, subjects and grades; distinct students
+do not, so they are counted over the union of the rolled-up ``rollup_student_day`` rows and
+today's sessions. AI latency percentiles over several days come from the summed latency
+histograms (within 2 % of the exact percentile, see ``tutor.rollups.latency_percentiles``).
+
+**Cost independent of history.** A rolled-up day never changes until the job rewrites it, so
+each process keeps the rollup rows of the days it has shown in memory (:class:`DayStore`: about
+50 kB per day at 1,000 sessions a day, least recently used days dropped beyond
+``DAY_CACHE_DAYS``) and filters and aggregates them with numpy. Every view first reads the
+``daily_stats`` rows of its days (an index range scan): the job rewrites a day's ``daily_stats``
+row in the same transaction as that day's rollup rows, which gives the row a new ``xmin``, and
+a day whose version changed is read again. So a view costs a few index lookups, today's raw
+rows and numpy work proportional to the days shown, never a scan of the history; the first view
+of days not yet in memory also reads their rollup rows (``COPY``).
+
+All queries of one view run in one read-only ``REPEATABLE READ`` transaction, so a nightly
+rollup committing halfway through cannot mix two versions of a day.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from tutor.rollups import LATENCY_BUCKETS, LATENCY_EDGES_MS, UNKNOWN_GRADE, latency_histogram, latency_percentiles
+
+__all__ = [
+    "DAILY_COLUMNS",
+    "DAY_CACHE_DAYS",
+    "DEFAULT_RANGE",
+    "KPI_SPECS",
+    "MAX_RANGE_DAYS",
+    "RANGES",
+    "STUDENT_COLUMNS",
+    "WEEKDAYS",
+    "Filters",
+    "View",
+    "analytics_today",
+    "analytics_tz",
+    "clear_cache",
+    "grade_levels",
+    "load_view",
+    "recent_sessions",
+    "resolve_range",
+    "retention_frame",
+    "student_timeline",
+    "students_frame",
+]
+
+#: Preset ranges: the last N days ending today.
+RANGES: dict[str, int] = {"week": 7, "month": 30, "quarter": 90}
+DEFAULT_RANGE = "month"
+#: Longest custom range (about ten years).
+MAX_RANGE_DAYS = 3700
+#: Rolled-up days each process keeps in memory (a quarter and the one before it take 180).
+DAY_CACHE_DAYS = 1200
+#: Aggregated rolled-up parts of ranges kept per process (filters x range; see ``_past_part``).
+MEMO_ENTRIES = 64
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+#: Additive columns of ``rollup_daily`` (the live aggregation has the same).
+SUMS = (
+    "sessions",
+    "duration_sum",
+    "duration_count",
+    "rating_sum",
+    "rating_count",
+    "student_messages",
+    "tutor_replies_done",
+    "tutor_replies_failed",
+    "answer_revealed_count",
+    "answer_checked_count",
+    "latency_count",
+    "latency_sum_ms",
+)
+_S = {name: i for i, name in enumerate(SUMS)}
+
+#: Columns of ``View.daily`` (and of the daily CSV export).
+DAILY_COLUMNS = (
+    "date",
+    "sessions",
+    "active_students",
+    "avg_duration_min",
+    "avg_satisfaction",
+    "ratings",
+    "student_messages",
+    "tutor_replies",
+    "failed_replies",
+    "failure_rate",
+    "answer_revealed_share",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "live",
+)
+
+
+# ------------------------------------------------------------------------------------ ranges
+
+
+def analytics_tz() -> ZoneInfo:
+    from flask import current_app, has_app_context
+
+    name = (current_app.config.get("ANALYTICS_TZ") if has_app_context() else None) or "UTC"
+    return ZoneInfo(name)
+
+
+def analytics_today(tz: ZoneInfo | None = None, now: datetime | None = None) -> date:
+    """Today in ``ANALYTICS_TZ``."""
+    tz = tz or analytics_tz()
+    return (now.astimezone(tz) if now else datetime.now(tz)).date()
+
+
+def _parse_date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def resolve_range(
+    time_range: str | None, start: Any = None, end: Any = None, today: date | None = None
+) -> tuple[date, date]:
+    """The days ``(first, last)`` a view covers.
+
+    A preset (``week``, ``month``, ``quarter``) is the last 7, 30 or 90 days ending today. Any
+    other ``time_range`` (``custom``, ``None``) uses ``start`` and ``end`` (dates or
+    ``YYYY-MM-DD``; swapped when reversed; at most ``MAX_RANGE_DAYS`` long, ending at the later
+    one), falling back to the default preset when either is missing.
+    """
+    today = today or analytics_today()
+    if time_range not in RANGES:
+        first, last = _parse_date(start), _parse_date(end)
+        if first and last:
+            if last < first:
+                first, last = last, first
+            return max(first, last - timedelta(days=MAX_RANGE_DAYS - 1)), last
+        time_range = DEFAULT_RANGE
+    return today - timedelta(days=RANGES[time_range] - 1), today
+
+
+def _as_grade(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a view shows: local days ``start`` .. ``end`` (inclusive), subjects and grades.
+
+    Empty ``subjects`` / ``grades`` mean all. Grade ``-1`` (``UNKNOWN_GRADE``) selects students
+    without a grade level.
+    """
+
+    start: date
+    end: date
+    subjects: tuple[str, ...] = ()
+    grades: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        object.__setattr__(self, "subjects", tuple(sorted({str(s) for s in self.subjects or ()})))
+        object.__setattr__(self, "grades", tuple(sorted({int(g) for g in self.grades or ()})))
+
+    @classmethod
+    def from_controls(
+        cls,
+        time_range: str | None,
+        start: Any = None,
+        end: Any = None,
+        subjects: Sequence[str] | str | None = None,
+        grades: Sequence[int | str] | int | str | None = None,
+        today: date | None = None,
+    ) -> Filters:
+        """Filters from the dashboard's controls (values as the browser sends them)."""
+        first, last = resolve_range(time_range, start, end, today)
+        if isinstance(subjects, str):
+            subjects = [subjects]
+        if isinstance(grades, int | str):
+            grades = [grades]
+        parsed = (_as_grade(g) for g in grades or ())
+        return cls(first, last, tuple(subjects or ()), tuple(g for g in parsed if g is not None))
+
+    @property
+    def n_days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range(self.n_days)]
+
+    def previous(self) -> Filters:
+        """The range of the same length that ends the day before this one starts."""
+        return replace(self, start=self.start - timedelta(days=self.n_days), end=self.start - timedelta(days=1))
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# ------------------------------------------------------------------------------------ SQL plumbing
+
+
+@contextmanager
+def _reader() -> Iterator[Any]:
+    """A DBAPI cursor in a read-only REPEATABLE READ transaction (rolled back afterwards)."""
+    from tutor.extensions import db
+
+    conn = db.engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield cur
+        finally:
+            cur.close()
+            conn.rollback()
+    finally:
+        conn.close()
+
+
+def _frame(cur: Any, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    cur.execute(sql, params or {})
+    columns = [c.name for c in cur.description]
+    return pd.DataFrame.from_records(cur.fetchall(), columns=columns)
+
+
+def _copy_frame(cur: Any, sql: str, params: dict[str, Any], dtype: dict[str, Any]) -> pd.DataFrame:
+    """A query's rows through ``COPY ... TO STDOUT`` and pandas' CSV reader (fast for many rows)."""
+    buf = io.BytesIO()
+    cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
+    buf.seek(0)
+    return pd.read_csv(buf, dtype=dtype, keep_default_na=False, na_values=[""])
+
+
+def _raw_filters(f: Filters, params: dict[str, Any], session: str = "s", user: str = "u") -> str:
+    """Filter conditions on sessions and users (the grade as the rollups record it)."""
+    params.update(subjects=list(f.subjects), grades=list(f.grades), unknown=UNKNOWN_GRADE)
+    conds = []
+    if f.subjects:
+        conds.append(f"{session}.subject = ANY(%(subjects)s)")
+    if f.grades:
+        conds.append(f"COALESCE({user}.grade_level, %(unknown)s) = ANY(%(grades)s)")
+    return "".join(f" AND {c}" for c in conds)
+
+
+def _utc_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    from jobs.analytics import local_day_bounds
+
+    return local_day_bounds(first, tz)[0], local_day_bounds(last, tz)[1]
+
+
+def _exact_day(day: date, tz: ZoneInfo) -> bool:
+    """Whether ``local_day_bounds`` of ``day`` hold that local day and nothing else (no DST overlap)."""
+    start, end = _utc_bounds(day, day, tz)
+    return start.astimezone(tz).date() == day and (end - timedelta(microseconds=1)).astimezone(tz).date() == day
+
+
+def _rolled_through(cur: Any, today: date) -> date | None:
+    """The last day before today that the nightly job has rolled up (``daily_stats``), if any."""
+    cur.execute("SELECT max(date) FROM daily_stats WHERE date < %(today)s", {"today": today})
+    return cur.fetchone()[0]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Which days of a range come from the rollups (``past``) and which from raw rows (``live``)."""
+
+    past: tuple[date, date] | None
+    live: tuple[date, date] | None
+
+
+def _split(first: date, last: date, rolled: date | None, today: date) -> _Split:
+    live_from = max(first, (rolled + timedelta(days=1)) if rolled else first)
+    past_to = min(last, live_from - timedelta(days=1))
+    past = (first, past_to) if past_to >= first else None
+    live_to = min(last, today)
+    live = (live_from, live_to) if live_to >= live_from else None
+    return _Split(past, live)
+
+
+# ------------------------------------------------------------------------------------ rolled-up days
+
+
+class _Codes:
+    """Strings (subjects, topics) as small integers, the same for every day in the store."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def encode(self, values: Sequence[str] | np.ndarray) -> np.ndarray:
+        if not len(values):
+            return np.zeros(0, np.int32)
+        inverse, uniques = pd.factorize(np.asarray(values, dtype=object))
+        codes = np.empty(len(uniques), np.int32)
+        for i, name in enumerate(uniques.tolist()):
+            code = self.index.get(name)
+            if code is None:
+                code = self.index[name] = len(self.names)
+                self.names.append(name)
+            codes[i] = code
+        return codes[inverse]
+
+    def lookup(self, names: Sequence[str]) -> np.ndarray:
+        return np.array([self.index.get(n, -1) for n in names], np.int32)
+
+
+@dataclass
+class _Day:
+    """One rolled-up day's rollup rows as compact arrays (subjects and topics as codes)."""
+
+    version: tuple[Any, ...] | None
+    # rollup_daily: one row per subject x grade
+    d_subject: np.ndarray
+    d_grade: np.ndarray
+    d_sums: np.ndarray  # (rows, len(SUMS)) int64
+    d_hist: np.ndarray  # (rows, width) int32: buckets h_lo .. h_lo + width - 1 (the rest are 0)
+    h_lo: int
+    # rollup_student_day
+    s_student: np.ndarray
+    s_subject: np.ndarray
+    s_grade: np.ndarray
+    s_sessions: np.ndarray
+    s_rating_sum: np.ndarray
+    s_rating_count: np.ndarray
+    # rollup_topic_day
+    t_topic: np.ndarray
+    t_subject: np.ndarray
+    t_grade: np.ndarray
+    t_sessions: np.ndarray
+    # rollup_hour: slot = weekday * 24 + hour
+    h_slot: np.ndarray
+    h_subject: np.ndarray
+    h_grade: np.ndarray
+    h_sessions: np.ndarray
+
+
+_I32, _I16 = np.int32, np.int16
+
+
+def _rows(frame: pd.DataFrame, groups: dict[str, np.ndarray], day: str, column: str, dtype: Any) -> np.ndarray:
+    idx = groups.get(day)
+    if idx is None:
+        return np.zeros(0, dtype)
+    return frame[column].to_numpy()[idx].astype(dtype)
+
+
+class DayStore:
+    """The rolled-up days a process has shown, in memory; see the module docstring."""
+
+    def __init__(self, max_days: int = DAY_CACHE_DAYS) -> None:
+        self.max_days = max_days
+        self.subjects = _Codes()
+        self.topics = _Codes()
+        self._days: OrderedDict[date, _Day] = OrderedDict()
+        self.memo: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.reads = 0  # days read from the database (tests and benchmarks look)
+
+    def clear(self) -> None:
+        with self.lock:
+            self._days.clear()
+            self.memo.clear()
+
+    def get(self, cur: Any, first: date, last: date) -> list[_Day]:
+        """The days ``first .. last`` (all rolled up), read from the database where not current."""
+        cur.execute(
+            "SELECT date, xmin::text, total_sessions, total_messages FROM daily_stats "
+            "WHERE date BETWEEN %(first)s AND %(last)s",
+            {"first": first, "last": last},
+        )
+        versions = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+        wanted = _days(first, last)
+        with self.lock:
+            out: dict[date, _Day] = {}
+            stale = []
+            for day in wanted:
+                cached = self._days.get(day)
+                if cached is not None and cached.version == versions.get(day):
+                    self._days.move_to_end(day)
+                    out[day] = cached
+                else:
+                    stale.append(day)
+            if stale:
+                fresh = self._read(cur, stale, versions)
+                self.reads += len(stale)
+                out.update(fresh)
+                if len(wanted) <= self.max_days:
+                    self._days.update(fresh)
+                    while len(self._days) > self.max_days:
+                        self._days.popitem(last=False)
+        return [out[d] for d in wanted]
+
+    def _read(self, cur: Any, days: list[date], versions: dict[date, tuple[Any, ...]]) -> dict[date, _Day]:
+        params = {"days": days, "buckets": LATENCY_BUCKETS}
+        where = "date = ANY(%(days)s::date[])"
+        sums = ", ".join(SUMS)
+        daily = _copy_frame(
+            cur,
+            f"SELECT date, subject, grade_level, {sums}, CASE WHEN latency_count > 0 AND cardinality(latency_hist) = "
+            f"%(buckets)s THEN array_to_string(latency_hist, ' ') END AS hist FROM rollup_daily WHERE {where}",
+            params,
+            {"date": str, "subject": str, "hist": str} | dict.fromkeys(SUMS, np.int64),
+        )
+        students = _copy_frame(
+            cur,
+            "SELECT date, student_id, subject, grade_level, sessions, rating_sum, rating_count "
+            f"FROM rollup_student_day WHERE {where}",
+            params,
+            {"date": str, "subject": str},
+        )
+        topics = _copy_frame(
+            cur,
+            f"SELECT date, subject, grade_level, topic, sessions FROM rollup_topic_day WHERE {where}",
+            params,
+            {"date": str, "subject": str, "topic": str},
+        )
+        hours = _copy_frame(
+            cur,
+            f"SELECT date, subject, grade_level, weekday * 24 + hour AS slot, sessions FROM rollup_hour WHERE {where}",
+            params,
+            {"date": str, "subject": str},
+        )
+        for frame, column in ((daily, "subject"), (students, "subject"), (topics, "subject"), (hours, "subject")):
+            frame[column] = self.subjects.encode(frame[column].to_numpy())
+        topics["topic"] = self.topics.encode(topics["topic"].to_numpy())
+
+        hist_text = daily["hist"].to_numpy()
+        has_hist = pd.notna(daily["hist"]).to_numpy()
+        hists = np.zeros((len(daily), LATENCY_BUCKETS), np.int32)
+        if has_hist.any():
+            parsed = np.array(" ".join(hist_text[has_hist]).split(), dtype=np.int64)
+            hists[has_hist] = parsed.reshape(-1, LATENCY_BUCKETS)
+        d_groups = daily.groupby("date").indices if len(daily) else {}
+        s_groups = students.groupby("date").indices if len(students) else {}
+        t_groups = topics.groupby("date").indices if len(topics) else {}
+        h_groups = hours.groupby("date").indices if len(hours) else {}
+        sums_matrix = daily[list(SUMS)].to_numpy(np.int64)
+        out = {}
+        for day in days:
+            key = day.isoformat()
+            idx = d_groups.get(key, np.zeros(0, np.int64))
+            day_hist = hists[idx]
+            nonzero = np.flatnonzero(day_hist.any(axis=0)) if len(idx) else np.zeros(0, np.int64)
+            lo, hi = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
+            out[day] = _Day(
+                version=versions.get(day),
+                d_subject=_rows(daily, d_groups, key, "subject", _I32),
+                d_grade=_rows(daily, d_groups, key, "grade_level", _I16),
+                d_sums=sums_matrix[idx],
+                d_hist=np.ascontiguousarray(day_hist[:, lo:hi]),
+                h_lo=lo,
+                s_student=_rows(students, s_groups, key, "student_id", _I32),
+                s_subject=_rows(students, s_groups, key, "subject", _I32),
+                s_grade=_rows(students, s_groups, key, "grade_level", _I16),
+                s_sessions=_rows(students, s_groups, key, "sessions", _I32),
+                s_rating_sum=_rows(students, s_groups, key, "rating_sum", _I32),
+                s_rating_count=_rows(students, s_groups, key, "rating_count", _I32),
+                t_topic=_rows(topics, t_groups, key, "topic", _I32),
+                t_subject=_rows(topics, t_groups, key, "subject", _I32),
+                t_grade=_rows(topics, t_groups, key, "grade_level", _I16),
+                t_sessions=_rows(topics, t_groups, key, "sessions", _I32),
+                h_slot=_rows(hours, h_groups, key, "slot", _I16),
+                h_subject=_rows(hours, h_groups, key, "subject", _I32),
+                h_grade=_rows(hours, h_groups, key, "grade_level", _I16),
+                h_sessions=_rows(hours, h_groups, key, "sessions", _I32),
+            )
+        return out
+
+
+STORE = DayStore()
+
+
+def clear_cache() -> None:
+    """Forget the rolled-up days kept in memory (the next view reads them again)."""
+    STORE.clear()
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+class _Mask:
+    """The filters as a row mask over a day's arrays."""
+
+    def __init__(self, f: Filters, store: DayStore) -> None:
+        self.subjects = store.subjects.lookup(f.subjects) if f.subjects else None
+        self.grades = np.array(f.grades, _I16) if f.grades else None
+
+    def __call__(self, subject: np.ndarray, grade: np.ndarray) -> np.ndarray | slice:
+        if self.subjects is None and self.grades is None:
+            return slice(None)
+        keep = np.ones(len(subject), bool)
+        if self.subjects is not None:
+            keep &= np.isin(subject, self.subjects)
+        if self.grades is not None:
+            keep &= np.isin(grade, self.grades)
+        return keep
+
+
+# ------------------------------------------------------------------------------------ live days (raw rows)
+
+
+def _columns(cur: Any, sql: str, params: dict[str, Any], text: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """A query's result as one numpy array per column: int64, or object for the ``text`` columns."""
+    cur.execute(sql, params)
+    names = [c.name for c in cur.description]
+    rows = cur.fetchall()
+    if not rows:
+        return {n: np.zeros(0, object if n in text else np.int64) for n in names}
+    out = {}
+    for name, col in zip(names, zip(*rows, strict=True), strict=True):
+        if name in text:
+            out[name] = np.empty(len(col), object)
+            for i, value in enumerate(col):
+                out[name][i] = value
+        else:
+            out[name] = np.array(col, dtype=np.int64)
+    return out
+
+
+def _distinct(values: np.ndarray) -> int:
+    """How many distinct non-negative integers (student ids) ``values`` holds."""
+    if not len(values):
+        return 0
+    top = int(values.max())
+    if top < 50_000_000:
+        seen = np.zeros(top + 1, bool)
+        seen[values] = True
+        return int(seen.sum())
+    return len(np.unique(values))
+
+
+def _distinct_per(keys: np.ndarray, values: np.ndarray) -> dict[int, int]:
+    """Distinct ``values`` (student ids) per key (subject code or grade)."""
+    if not len(values):
+        return {}
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    top = int(values.max()) + 1
+    if len(uniques) * top <= 20_000_000:
+        seen = np.zeros((len(uniques), top), bool)
+        seen[inverse.ravel(), values] = True
+        counts = seen.sum(axis=1)
+    else:
+        pairs = np.unique(inverse.ravel().astype(np.int64) * top + values)
+        counts = np.bincount(pairs // top, minlength=len(uniques))
+    return dict(zip(uniques.tolist(), counts.tolist(), strict=True))
+
+
+def _combine(keys: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One int64 code per row for the combination of the integer ``keys``, and each key's values."""
+    code = np.zeros(len(keys[0]), np.int64)
+    uniques = []
+    for key in keys:
+        values, inverse = np.unique(key, return_inverse=True)
+        code = code * max(1, len(values)) + inverse.ravel()
+        uniques.append(values)
+    return code, uniques
+
+
+def _decode(code: np.ndarray, uniques: list[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for values in reversed(uniques):
+        n = max(1, len(values))
+        out.append(values[code % n] if len(values) else code[:0])
+        code = code // n
+    return out[::-1]
+
+
+def _group_sum(keys: list[np.ndarray], values: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Sum the rows of ``values`` (2-D) per distinct combination of the integer ``keys``."""
+    if not len(values):
+        return [k[:0] for k in keys], values
+    code, uniques = _combine(keys)
+    groups, inverse = np.unique(code, return_inverse=True)
+    out = np.zeros((len(groups), values.shape[1]), values.dtype)
+    np.add.at(out, inverse.ravel(), values)
+    return _decode(groups, uniques), out
+
+
+def _live(cur: Any, f: Filters, first: date, last: date, tz: ZoneInfo, store: DayStore) -> dict[str, Any]:
+    """Sessions, topics and messages of the local days ``first .. last``, in the rollups' shapes.
+
+    Returns ``sums`` ({day: SUMS vector}), ``hists`` ({day: latency histogram}), ``breakdown``
+    (subject codes, grades, sessions), ``students`` (DataFrame: day, student_id, subject code,
+    grade_level, sessions, rating_sum, ratings), ``topics`` (DataFrame: topic, sessions) and
+    ``hours`` (168 slots, weekday * 24 + hour). Days are numbered from 1970-01-01.
+
+    The definitions are the nightly job's: a session counts on the local day it started; a
+    message on its own day, with the subject and grade of its session (which may have started
+    the day before); latencies go into the same histogram buckets. Three queries select the rows
+    by their ``created_at`` indexes (sessions, their topics, messages); numpy aggregates.
+    """
+    lo, hi = _utc_bounds(first, last, tz)
+    params: dict[str, Any] = {"lo": lo, "hi": hi, "tz": tz.key, "first": first, "last": last}
+    params |= {"unknown": UNKNOWN_GRADE, "subjects": list(f.subjects), "grades": list(f.grades)}
+    conds = []
+    if f.subjects:
+        conds.append("x.subject = ANY(%(subjects)s)")
+    if f.grades:
+        conds.append("x.grade_level = ANY(%(grades)s)")
+    # One exact local day (the usual case) needs no grouping or day check: the bounds hold it.
+    one_day = first == last and _exact_day(first, tz)
+    if not one_day:
+        conds.append("x.day BETWEEN %(first)s - DATE '1970-01-01' AND %(last)s - DATE '1970-01-01'")
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    local = "(s.created_at AT TIME ZONE %(tz)s)"
+    grade = "COALESCE(u.grade_level, %(unknown)s)"
+    s = _columns(
+        cur,
+        f"""
+        SELECT x.* FROM (
+            SELECT {local}::date - DATE '1970-01-01' AS day,
+                   (extract(isodow FROM {local})::int - 1) * 24 + extract(hour FROM {local})::int AS slot,
+                   s.student_id, s.subject, {grade} AS grade_level,
+                   COALESCE(s.duration_seconds, -1) AS duration, COALESCE(s.satisfaction, -1) AS rating
+            FROM sessions s JOIN users u ON u.id = s.student_id
+            WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
+        ) x {where}
+        """,
+        params,
+        text=("subject",),
+    )
+    topics = _frame(
+        cur,
+        f"""
+        SELECT x.topic, count(*)::bigint AS sessions FROM (
+            SELECT t.topic, s.subject, {grade if f.grades else "NULL::int"} AS grade_level,
+                   {local}::date - DATE '1970-01-01' AS day
+            FROM sessions s {"JOIN users u ON u.id = s.student_id" if f.grades else ""}
+            JOIN session_topics t ON t.session_id = s.id
+            WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
+        ) x {where}
+        GROUP BY x.topic
+        """,
+        params,
+    )
+    # Messages: counts per day and the finished replies' latencies. Filtered by subject or grade,
+    # they need their session: those of the window by a hash join, the few that started earlier
+    # by an index lookup each.
+    if f.subjects or f.grades:
+        source = f"""
+            WITH ws AS MATERIALIZED (
+                SELECT s.id, s.subject, {grade} AS grade_level
+                FROM sessions s JOIN users u ON u.id = s.student_id
+                WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
+            )
+            SELECT x.* FROM (
+                SELECT m.created_at, m.role, m.status, m.latency_ms, m.answer_revealed,
+                       COALESCE(ws.subject, e.subject) AS subject, COALESCE(ws.grade_level, e.grade_level) AS grade_level
+                FROM messages m
+                LEFT JOIN ws ON ws.id = m.session_id
+                LEFT JOIN LATERAL (
+                    SELECT s.subject, {grade} AS grade_level FROM sessions s JOIN users u ON u.id = s.student_id
+                    WHERE ws.id IS NULL AND s.id = m.session_id OFFSET 0
+                ) e ON true
+                WHERE m.created_at >= %(lo)s AND m.created_at < %(hi)s
+            ) x WHERE {" AND ".join(c for c in conds if "x.day" not in c)}
+        """
+    else:
+        source = "SELECT * FROM messages m WHERE m.created_at >= %(lo)s AND m.created_at < %(hi)s"
+    done = "m.role = 'tutor' AND m.status = 'done'"
+    day = "(m.created_at AT TIME ZONE %(tz)s)::date - DATE '1970-01-01'"
+    m = _columns(
+        cur,
+        f"""
+        SELECT {"(count(*) > 0)::int * (%(first)s - DATE '1970-01-01') - (count(*) = 0)::int" if one_day else day} AS day,
+               count(*) FILTER (WHERE m.role = 'student') AS student_messages,
+               count(*) FILTER (WHERE {done}) AS tutor_replies_done,
+               count(*) FILTER (WHERE m.role = 'tutor' AND m.status = 'failed') AS tutor_replies_failed,
+               count(*) FILTER (WHERE m.role = 'tutor' AND m.answer_revealed) AS answer_revealed_count,
+               count(*) FILTER (WHERE m.role = 'tutor' AND m.answer_revealed IS NOT NULL) AS answer_checked_count,
+               COALESCE(array_agg(m.latency_ms) FILTER (WHERE {done} AND m.latency_ms IS NOT NULL), '{{}}') AS latencies
+        FROM ({source}) m
+        {"" if one_day else "WHERE " + day + " BETWEEN %(first)s - DATE '1970-01-01' AND %(last)s - DATE '1970-01-01' GROUP BY 1"}
+        """,
+        params,
+        text=("latencies",),
+    )
+    if one_day and len(m["day"]) and m["day"][0] < 0:
+        m = {k: v[:0] for k, v in m.items()}  # no messages: the aggregate's one row is empty
+
+    n = len(s["day"])
+    s_subject, has_duration, has_rating = store.subjects.encode(s["subject"]), s["duration"] >= 0, s["rating"] >= 0
+    values = np.zeros((n, len(SUMS)), np.int64)
+    values[:, _S["sessions"]] = 1
+    values[:, _S["duration_sum"]] = np.where(has_duration, s["duration"], 0)
+    values[:, _S["duration_count"]] = has_duration
+    values[:, _S["rating_sum"]] = np.where(has_rating, s["rating"], 0)
+    values[:, _S["rating_count"]] = has_rating
+    (day_keys,), day_sums = _group_sum([s["day"]], values)
+    sums = {int(d): row for d, row in zip(day_keys.tolist(), day_sums, strict=True)}
+    hists: dict[int, np.ndarray] = {}
+    for i, day in enumerate(m["day"].tolist()):
+        row = sums.setdefault(day, np.zeros(len(SUMS), np.int64))
+        for name in ("student_messages", "tutor_replies_done", "tutor_replies_failed"):
+            row[_S[name]] += m[name][i]
+        row[_S["answer_revealed_count"]] += m["answer_revealed_count"][i]
+        row[_S["answer_checked_count"]] += m["answer_checked_count"][i]
+        latencies = np.asarray(m["latencies"][i], dtype=np.int64)
+        row[_S["latency_count"]] += len(latencies)
+        row[_S["latency_sum_ms"]] += int(latencies.sum())
+        if len(latencies):
+            hists[day] = latency_histogram(latencies)
+    (st_day, st_student, st_subject, st_grade), st_sums = _group_sum(
+        [s["day"], s["student_id"], s_subject, s["grade_level"]],
+        np.stack([np.ones(n, np.int64), np.where(has_rating, s["rating"], 0), has_rating], axis=1),
+    )
+    students = pd.DataFrame(
+        {
+            "day": st_day,
+            "student_id": st_student,
+            "subject": st_subject,
+            "grade_level": st_grade,
+            "sessions": st_sums[:, 0],
+            "rating_sum": st_sums[:, 1],
+            "ratings": st_sums[:, 2],
+        }
+    )
+    return {
+        "sums": sums,
+        "hists": hists,
+        "breakdown": (s_subject, s["grade_level"], np.ones(n, np.int64)),
+        "students": students,
+        "topics": topics,
+        "hours": np.bincount(s["slot"], minlength=168).astype(np.int64),
+    }
+
+
+# ------------------------------------------------------------------------------------ the main view
+
+
+#: KPI name -> (label, unit, which direction is better)
+KPI_SPECS: dict[str, tuple[str, str, str]] = {
+    "sessions": ("Sessions", "", "up"),
+    "active_students": ("Active students", "", "up"),
+    "avg_duration_min": ("Avg. duration", "min", "up"),
+    "avg_satisfaction": ("Avg. satisfaction", "/ 5", "up"),
+    "tutor_replies": ("Tutor replies", "", "up"),
+    "latency_p95_ms": ("AI p95 latency", "ms", "down"),
+    "failure_rate": ("Failure rate", "%", "down"),
+}
+
+
+@dataclass
+class View:
+    """Everything the main dashboard view shows, for one :class:`Filters`."""
+
+    filters: Filters
+    today: date
+    rolled_through: date | None
+    daily: pd.DataFrame  # one row per day of the range, oldest first: DAILY_COLUMNS
+    kpis: pd.DataFrame  # index: KPI_SPECS keys; label, unit, better, current, previous, change, change_pct
+    topics: pd.DataFrame  # topic, sessions (most first)
+    heatmap: pd.DataFrame  # weekday (0 = Monday), hour, sessions: all 7 x 24 cells
+    subjects: pd.DataFrame  # subject, sessions, active_students
+    grades: pd.DataFrame  # grade_level, sessions, active_students
+    live_days: list[date] = field(default_factory=list)
+
+    @property
+    def total_sessions(self) -> int:
+        return int(self.daily["sessions"].sum())
+
+
+@dataclass
+class _Range:
+    """One range's figures per day, before they are shaped for display."""
+
+    days: list[date]
+    sums: np.ndarray  # (days, len(SUMS))
+    hists: list[np.ndarray | None]  # per day
+    students: dict[str, np.ndarray]  # distinct student rows of the range (past and live), _STUDENT_FIELDS
+    per_day_students: np.ndarray  # distinct students per day
+    breakdown: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # subject code, grade, sessions
+    topics: pd.DataFrame | None = None  # topic, sessions
+    hours: np.ndarray | None = None  # 168 slots
+    live_days: list[date] = field(default_factory=list)
+
+
+_STUDENT_FIELDS = ("day", "student_id", "subject", "grade_level", "sessions", "rating_sum", "ratings")
+
+
+def _past_students(days: list[date], stored: list[_Day], mask: _Mask) -> dict[str, np.ndarray]:
+    """The days' ``rollup_student_day`` rows (filtered), one array per field of ``_STUDENT_FIELDS``."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in _STUDENT_FIELDS}
+    for day, d in zip(days, stored, strict=True):
+        keep = mask(d.s_subject, d.s_grade)
+        student = d.s_student[keep]
+        parts["day"].append(np.full(len(student), (day - _EPOCH).days, np.int64))
+        parts["student_id"].append(student)
+        parts["subject"].append(d.s_subject[keep])
+        parts["grade_level"].append(d.s_grade[keep])
+        parts["sessions"].append(d.s_sessions[keep])
+        parts["rating_sum"].append(d.s_rating_sum[keep])
+        parts["ratings"].append(d.s_rating_count[keep])
+    return {name: np.concatenate(p).astype(np.int64) if p else np.zeros(0, np.int64) for name, p in parts.items()}
+
+
+def _join_students(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {
+        name: np.concatenate([p[name] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+        for name in _STUDENT_FIELDS
+    }
+
+
+def _live_students(live: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {name: live[name].to_numpy(np.int64) for name in _STUDENT_FIELDS}
+
+
+@dataclass
+class _Past:
+    """The rolled-up part of a range, aggregated for one filter (memoised per store, see ``_past_part``)."""
+
+    sums: np.ndarray  # (days, len(SUMS))
+    hists: list[np.ndarray | None]
+    per_day: np.ndarray  # distinct students per day
+    students: dict[str, np.ndarray]  # distinct (student_id, subject, grade_level), "day" = -1
+    breakdown: tuple[np.ndarray, np.ndarray, np.ndarray]  # subject code, grade, sessions
+    topic_counts: np.ndarray  # sessions per topic code
+    hours: np.ndarray  # 168 slots
+
+
+def _past_part(cur: Any, f: Filters, first: date, last: date, store: DayStore) -> _Past:
+    """Aggregate the rolled-up days ``first .. last`` under ``f``'s filters.
+
+    The result depends only on those days' rollup rows, so it is kept (a few dozen entries per
+    process) and reused while every day's version is unchanged: a repeated view costs the
+    version check, not the aggregation.
+    """
+    stored = store.get(cur, first, last)
+    key = (f.subjects, f.grades, first, last)
+    fingerprint = tuple(d.version for d in stored)
+    with store.lock:
+        hit = store.memo.get(key)
+        if hit is not None and hit[0] == fingerprint:
+            store.memo.move_to_end(key)
+            return hit[1]
+    days = _days(first, last)
+    mask = _Mask(f, store)
+    sums = np.zeros((len(days), len(SUMS)), np.int64)
+    hists: list[np.ndarray | None] = [None] * len(days)
+    per_day = np.zeros(len(days), np.int64)
+    b_subject, b_grade, b_sessions, t_topic, t_sessions = [], [], [], [], []
+    hours = np.zeros(7 * 24, np.int64)
+    for i, d in enumerate(stored):
+        keep = mask(d.d_subject, d.d_grade)
+        rows = d.d_sums[keep]
+        sums[i] = rows.sum(axis=0)
+        if sums[i, _S["latency_count"]]:
+            hist = np.zeros(LATENCY_BUCKETS, np.int64)
+            hist[d.h_lo : d.h_lo + d.d_hist.shape[1]] = d.d_hist[keep].sum(axis=0)
+            hists[i] = hist
+        b_subject.append(d.d_subject[keep])
+        b_grade.append(d.d_grade[keep])
+        b_sessions.append(rows[:, _S["sessions"]])
+        t_keep = mask(d.t_subject, d.t_grade)
+        t_topic.append(d.t_topic[t_keep])
+        t_sessions.append(d.t_sessions[t_keep])
+        h_keep = mask(d.h_subject, d.h_grade)
+        hours += np.bincount(d.h_slot[h_keep], weights=d.h_sessions[h_keep], minlength=168).astype(np.int64)
+    rows = _past_students(days, stored, mask)
+    first_day = (first - _EPOCH).days
+    for day, n in _distinct_per(rows["day"], rows["student_id"]).items():
+        per_day[day - first_day] = n
+    code, uniques = _combine([rows["student_id"], rows["subject"], rows["grade_level"]])
+    student_id, subject, grade = _decode(np.unique(code), uniques) if len(code) else ([np.zeros(0, np.int64)] * 3)
+    students = {name: np.zeros(len(student_id), np.int64) for name in _STUDENT_FIELDS}
+    students |= {
+        "day": np.full(len(student_id), -1),
+        "student_id": student_id,
+        "subject": subject,
+        "grade_level": grade,
+    }
+    (bs, bg), bsum = _group_sum(
+        [np.concatenate(b_subject).astype(np.int64), np.concatenate(b_grade).astype(np.int64)],
+        np.concatenate(b_sessions).astype(np.int64)[:, None],
+    )
+    topics_all = np.concatenate(t_topic) if t_topic else np.zeros(0, np.int64)
+    topic_counts = (
+        np.bincount(topics_all, weights=np.concatenate(t_sessions)).astype(np.int64)
+        if len(topics_all)
+        else np.zeros(0, np.int64)
+    )
+    past = _Past(sums, hists, per_day, students, (bs, bg, bsum[:, 0]), topic_counts, hours)
+    with store.lock:
+        store.memo[key] = (fingerprint, past)
+        while len(store.memo) > MEMO_ENTRIES:
+            store.memo.popitem(last=False)
+    return past
+
+
+def _load_range(
+    cur: Any, f: Filters, rolled: date | None, today: date, tz: ZoneInfo, store: DayStore, full: bool
+) -> _Range:
+    days = f.days()
+    position = {d: i for i, d in enumerate(days)}
+    sums = np.zeros((len(days), len(SUMS)), np.int64)
+    hists: list[np.ndarray | None] = [None] * len(days)
+    per_day = np.zeros(len(days), np.int64)
+    student_parts: list[dict[str, np.ndarray]] = []
+    b_subject: list[np.ndarray] = []
+    b_grade: list[np.ndarray] = []
+    b_sessions: list[np.ndarray] = []
+    topic_counts = np.zeros(0, np.int64)
+    topic_parts: list[pd.DataFrame] = []
+    hours = np.zeros(7 * 24, np.int64)
+    split = _split(f.start, f.end, rolled, today)
+
+    if split.past:
+        past = _past_part(cur, f, *split.past, store)
+        i = position[split.past[0]]
+        n = len(past.per_day)
+        sums[i : i + n] = past.sums
+        hists[i : i + n] = past.hists
+        per_day[i : i + n] = past.per_day
+        student_parts.append(past.students)
+        b_subject.append(past.breakdown[0])
+        b_grade.append(past.breakdown[1])
+        b_sessions.append(past.breakdown[2])
+        topic_counts, hours = past.topic_counts, hours + past.hours
+
+    live_days: list[date] = []
+    if split.live:
+        live = _live(cur, f, *split.live, tz, store)
+        live_days = _days(*split.live)
+        for day, row in live["sums"].items():
+            sums[position[_EPOCH + timedelta(days=day)]] += row
+        for day, hist in live["hists"].items():
+            i = position[_EPOCH + timedelta(days=day)]
+            hists[i] = hist if hists[i] is None else hists[i] + hist
+        ls = _live_students(live["students"])
+        student_parts.append(ls)
+        first_day = (f.start - _EPOCH).days
+        for day, n in _distinct_per(ls["day"], ls["student_id"]).items():
+            per_day[day - first_day] = n
+        b_subject.append(live["breakdown"][0])
+        b_grade.append(live["breakdown"][1])
+        b_sessions.append(live["breakdown"][2])
+        topic_parts.append(live["topics"])
+        hours += live["hours"]
+
+    result = _Range(days, sums, hists, _join_students(student_parts), per_day, live_days=live_days)
+    if full:
+        result.breakdown = (
+            np.concatenate(b_subject).astype(np.int64) if b_subject else np.zeros(0, np.int64),
+            np.concatenate(b_grade).astype(np.int64) if b_grade else np.zeros(0, np.int64),
+            np.concatenate(b_sessions).astype(np.int64) if b_sessions else np.zeros(0, np.int64),
+        )
+        nonzero = np.flatnonzero(topic_counts)
+        topics = pd.DataFrame(
+            {"topic": [store.topics.names[t] for t in nonzero.tolist()], "sessions": topic_counts[nonzero]}
+        )
+        result.topics = _concat([topics, *topic_parts], ["topic", "sessions"])
+        result.hours = hours
+    return result
+
+
+def _concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    parts = [p[columns] for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in columns})
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num) / float(den) if den else None
+
+
+def _totals(r: _Range) -> dict[str, float | None]:
+    total = r.sums.sum(axis=0)
+    present = [h for h in r.hists if h is not None]
+    p95 = latency_percentiles(np.sum(present, axis=0), [0.95])[0] if present else None
+    replies = int(total[_S["tutor_replies_done"]] + total[_S["tutor_replies_failed"]])
+    duration = _ratio(total[_S["duration_sum"]], total[_S["duration_count"]])
+    failure = _ratio(total[_S["tutor_replies_failed"]], replies)
+    return {
+        "sessions": int(total[_S["sessions"]]),
+        "active_students": _distinct(r.students["student_id"]),
+        "avg_duration_min": duration / 60 if duration is not None else None,
+        "avg_satisfaction": _ratio(total[_S["rating_sum"]], total[_S["rating_count"]]),
+        "tutor_replies": replies,
+        "latency_p95_ms": p95,
+        "failure_rate": failure * 100 if failure is not None else None,
+    }
+
+
+def _kpis(current: dict[str, float | None], previous: dict[str, float | None]) -> pd.DataFrame:
+    rows = []
+    for name, (label, unit, better) in KPI_SPECS.items():
+        cur, prev = current[name], previous[name]
+        change = cur - prev if cur is not None and prev is not None else None
+        pct = change / prev * 100 if change is not None and prev else None
+        rows.append(
+            {"kpi": name, "label": label, "unit": unit, "better": better, "current": cur, "previous": prev}
+            | {"change": change, "change_pct": pct}
+        )
+    return pd.DataFrame(rows).set_index("kpi")
+
+
+def _share(num: np.ndarray, den: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1) * scale, np.nan)
+
+
+def _quantiles(hists: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """``latency_percentiles`` of every row of ``hists`` at once: (rows, len(qs)), NaN for empty rows.
+
+    The same estimate, vectorised: the q-quantile is at fractional rank ``q * (n - 1)``, each
+    integer rank's value is placed evenly inside its bucket, and the two neighbouring ranks are
+    interpolated linearly (the tests compare it with ``latency_percentiles``).
+    """
+    out = np.full((len(hists), len(qs)), np.nan)
+    if not len(hists):
+        return out
+    cum = np.cumsum(hists, axis=1)
+    n = cum[:, -1]
+    lows = np.concatenate([[0.0], LATENCY_EDGES_MS])
+    highs = np.concatenate([LATENCY_EDGES_MS, [LATENCY_EDGES_MS[-1]]])
+    rows = np.flatnonzero(n > 0)
+    cum, n, hists = cum[rows], n[rows], hists[rows]
+    index = np.arange(len(rows))
+
+    def value_at(rank: np.ndarray) -> np.ndarray:
+        b = (cum <= rank[:, None]).sum(axis=1)
+        before = np.where(b > 0, cum[index, np.maximum(b - 1, 0)], 0)
+        c = hists[index, b]
+        return lows[b] + (rank - before + 0.5) / c * (highs[b] - lows[b])
+
+    for j, q in enumerate(qs):
+        h = q * (n - 1)
+        lo = np.floor(h).astype(np.int64)
+        hi = np.minimum(lo + 1, n - 1)
+        v_lo = value_at(lo)
+        v_hi = value_at(hi)
+        out[rows, j] = np.where((hi == lo) | (h == lo), v_lo, v_lo + (h - lo) * (v_hi - v_lo))
+    return out
+
+
+def _daily_table(r: _Range) -> pd.DataFrame:
+    s = r.sums
+    col = {name: s[:, i] for name, i in _S.items()}
+    replies = col["tutor_replies_done"] + col["tutor_replies_failed"]
+    hists = np.zeros((len(r.days), LATENCY_BUCKETS), np.int64)
+    for i, hist in enumerate(r.hists):
+        if hist is not None:
+            hists[i] = hist
+    quantiles = _quantiles(hists, (0.5, 0.95))
+    live = set(r.live_days)
+    return pd.DataFrame(
+        {
+            "date": r.days,
+            "sessions": col["sessions"],
+            "active_students": r.per_day_students,
+            "avg_duration_min": _share(col["duration_sum"], col["duration_count"], 1 / 60),
+            "avg_satisfaction": _share(col["rating_sum"], col["rating_count"]),
+            "ratings": col["rating_count"],
+            "student_messages": col["student_messages"],
+            "tutor_replies": replies,
+            "failed_replies": col["tutor_replies_failed"],
+            "failure_rate": _share(col["tutor_replies_failed"], replies, 100),
+            "answer_revealed_share": _share(col["answer_revealed_count"], col["answer_checked_count"], 100),
+            "latency_p50_ms": quantiles[:, 0],
+            "latency_p95_ms": quantiles[:, 1],
+            "live": [d in live for d in r.days],
+        },
+        columns=list(DAILY_COLUMNS),
+    )
+
+
+def _breakdown(by: np.ndarray, sessions: np.ndarray, s_by: np.ndarray, s_student: np.ndarray) -> pd.DataFrame:
+    """Sessions and distinct active students per value of ``by`` (subject code or grade)."""
+    keys, inverse = np.unique(by, return_inverse=True)
+    total = np.zeros(len(keys), np.int64)
+    np.add.at(total, inverse.ravel(), sessions)
+    active = _distinct_per(s_by, s_student)
+    out = pd.DataFrame({"key": keys, "sessions": total, "active_students": [active.get(k, 0) for k in keys.tolist()]})
+    return out[out["sessions"] > 0].reset_index(drop=True)
+
+
+def load_view(f: Filters, today: date | None = None, tz: ZoneInfo | None = None, store: DayStore | None = None) -> View:
+    """All figures of the main view for ``f``, and the KPIs' change against ``f.previous()``."""
+    tz = tz or analytics_tz()
+    today = today or analytics_today(tz)
+    store = store or STORE
+    with _reader() as cur:
+        rolled = _rolled_through(cur, today)
+        current = _load_range(cur, f, rolled, today, tz, store, full=True)
+        previous = _load_range(cur, f.previous(), rolled, today, tz, store, full=False)
+
+    kpis = _kpis(_totals(current), _totals(previous))
+    topics = (
+        current.topics.groupby("topic", as_index=False)["sessions"].sum() if len(current.topics) else current.topics
+    )
+    topics = topics.astype({"sessions": np.int64}).sort_values(
+        ["sessions", "topic"], ascending=[False, True], ignore_index=True
+    )
+    heatmap = pd.DataFrame(
+        {"weekday": np.repeat(np.arange(7), 24), "hour": np.tile(np.arange(24), 7), "sessions": current.hours}
+    )
+    b_subject, b_grade, b_sessions = current.breakdown
+    st = current.students
+    subjects = _breakdown(b_subject, b_sessions, st["subject"], st["student_id"])
+    subjects = pd.DataFrame(
+        {
+            "subject": [store.subjects.names[c] for c in subjects["key"].tolist()],
+            "sessions": subjects["sessions"],
+            "active_students": subjects["active_students"],
+        }
+    ).sort_values(["sessions", "subject"], ascending=[False, True], ignore_index=True)
+    grades = _breakdown(b_grade, b_sessions, st["grade_level"], st["student_id"]).rename(columns={"key": "grade_level"})
+    return View(f, today, rolled, _daily_table(current), kpis, topics, heatmap, subjects, grades, current.live_days)
+
+
+# ------------------------------------------------------------------------------------ lists and students
+
+
+def recent_sessions(f: Filters, topic: str | None = None, limit: int = 25, tz: ZoneInfo | None = None) -> pd.DataFrame:
+    """The latest sessions in the range (newest first), optionally only those touching ``topic``."""
+    tz = tz or analytics_tz()
+    lo, hi = _utc_bounds(f.start, f.end, tz)
+    params: dict[str, Any] = {"lo": lo, "hi": hi, "limit": int(limit), "topic": topic, "tz": tz.key}
+    params |= {"first": f.start, "last": f.end}
+    filters = _raw_filters(f, params)
+    topic_cond = (
+        " AND EXISTS (SELECT 1 FROM session_topics t WHERE t.session_id = s.id AND t.topic = %(topic)s)"
+        if topic
+        else ""
+    )
+    with _reader() as cur:
+        return _frame(
+            cur,
+            f"""
+            SELECT s.id::text AS session_id, (s.created_at AT TIME ZONE %(tz)s) AS started, s.student_id,
+                   COALESCE(NULLIF(u.display_name, ''), u.email) AS student, s.subject,
+                   COALESCE(u.grade_level, %(unknown)s) AS grade_level, s.status,
+                   round(s.duration_seconds / 60.0, 1)::float8 AS duration_min, s.satisfaction,
+                   (SELECT string_agg(t.topic, ', ' ORDER BY t.topic) FROM session_topics t WHERE t.session_id = s.id) AS topics
+            FROM sessions s JOIN users u ON u.id = s.student_id
+            WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
+              AND (s.created_at AT TIME ZONE %(tz)s)::date BETWEEN %(first)s AND %(last)s{filters}{topic_cond}
+            ORDER BY s.created_at DESC
+            LIMIT %(limit)s
+            """,
+            params,
+        )
+
+
+STUDENT_COLUMNS = [
+    "student_id",
+    "name",
+    "email",
+    "grade_level",
+    "sessions",
+    "last_active",
+    "topics_covered",
+    "avg_rating",
+    "ratings",
+]
+
+
+def _range_students(cur: Any, f: Filters, today: date, tz: ZoneInfo, store: DayStore) -> pd.DataFrame:
+    """The range's ``rollup_student_day`` rows (rolled-up days from the store, live days from sessions)."""
+    rolled = _rolled_through(cur, today)
+    split = _split(f.start, f.end, rolled, today)
+    parts = []
+    if split.past:
+        parts.append(_past_students(_days(*split.past), store.get(cur, *split.past), _Mask(f, store)))
+    if split.live:
+        parts.append(_live_students(_live(cur, f, *split.live, tz, store)["students"]))
+    return pd.DataFrame(_join_students(parts))
+
+
+def students_frame(
+    f: Filters,
+    search: str | None = None,
+    limit: int | None = None,
+    today: date | None = None,
+    tz: ZoneInfo | None = None,
+    store: DayStore | None = None,
+) -> pd.DataFrame:
+    """Students with sessions in the range: sessions, last active day, distinct topics, average rating.
+
+    ``search`` matches the name or e-mail (case-insensitive substring). Sorted by sessions (most
+    first), then name; ``limit`` keeps the first rows (topics are counted only for those).
+    ``frame.attrs["total"]`` is the number of matching students before the limit.
+    """
+    tz = tz or analytics_tz()
+    today = today or analytics_today(tz)
+    store = store or STORE
+    with _reader() as cur:
+        rows = _range_students(cur, f, today, tz, store)
+        if not len(rows):
+            return pd.DataFrame(columns=STUDENT_COLUMNS)
+        stats = rows.groupby("student_id").agg(
+            sessions=("sessions", "sum"),
+            last_day=("day", "max"),
+            rating_sum=("rating_sum", "sum"),
+            ratings=("ratings", "sum"),
+        )
+        term = (search or "").strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        people = _frame(
+            cur,
+            """SELECT id AS student_id, COALESCE(NULLIF(display_name, ''), email) AS name, email,
+                      COALESCE(grade_level, %(unknown)s) AS grade_level
+               FROM users WHERE id = ANY(%(ids)s) AND (display_name ILIKE %(search)s OR email ILIKE %(search)s)""",
+            {"ids": stats.index.astype(int).tolist(), "search": f"%{term}%", "unknown": UNKNOWN_GRADE},
+        )
+        if not len(people):
+            return pd.DataFrame(columns=STUDENT_COLUMNS)
+        out = people.merge(stats.reset_index(), on="student_id")
+        out = out.sort_values(["sessions", "name"], ascending=[False, True], ignore_index=True)
+        total = len(out)
+        if limit is not None:
+            out = out.head(limit)
+        lo, hi = _utc_bounds(f.start, f.end, tz)
+        params: dict[str, Any] = {"ids": out["student_id"].astype(int).tolist(), "lo": lo, "hi": hi}
+        params |= {"tz": tz.key, "first": f.start, "last": f.end, "subjects": list(f.subjects)}
+        subject = " AND s.subject = ANY(%(subjects)s)" if f.subjects else ""
+        # Per student, an index range scan of their sessions (student_id, created_at).
+        topics = _frame(
+            cur,
+            f"""SELECT a.id AS student_id,
+                       (SELECT count(DISTINCT t.topic) FROM sessions s JOIN session_topics t ON t.session_id = s.id
+                        WHERE s.student_id = a.id AND s.created_at >= %(lo)s AND s.created_at < %(hi)s
+                          AND (s.created_at AT TIME ZONE %(tz)s)::date BETWEEN %(first)s AND %(last)s{subject}
+                       )::bigint AS topics_covered
+                FROM unnest(%(ids)s::int[]) AS a(id)""",
+            params,
+        )
+    out = out.merge(topics, on="student_id", how="left")
+    out["topics_covered"] = out["topics_covered"].fillna(0).astype(np.int64)
+    out["last_active"] = [_EPOCH + timedelta(days=int(d)) for d in out["last_day"]]
+    out["avg_rating"] = _share(out["rating_sum"].to_numpy(float), out["ratings"].to_numpy(float))
+    out = out.astype({"sessions": np.int64, "ratings": np.int64, "grade_level": np.int64})[STUDENT_COLUMNS]
+    out.attrs["total"] = total
+    return out
+
+
+def student_timeline(student_id: int, tz: ZoneInfo | None = None) -> dict[str, Any]:
+    """One student's whole history: who, sessions per week, cumulative curriculum coverage, ratings.
+
+    ``student``: id, name, email, grade_level (None for an unknown id). ``weekly``: week
+    (Monday), sessions, every week from the first to the last. ``coverage``: date, subject,
+    covered (distinct curriculum topics of the subject touched so far), total (the subject's
+    topics), share. ``ratings``: date, rating, oldest first.
+    """
+    from tutor.curriculum import get_curriculum
+
+    tz = tz or analytics_tz()
+    with _reader() as cur:
+        people = _frame(
+            cur,
+            "SELECT id, COALESCE(NULLIF(display_name, ''), email) AS name, email, grade_level FROM users WHERE id = %(id)s",
+            {"id": int(student_id)},
+        )
+        sessions = _frame(
+            cur,
+            """SELECT s.id AS session_id, (s.created_at AT TIME ZONE %(tz)s) AS started, s.subject,
+                      s.satisfaction, t.topic
+               FROM sessions s LEFT JOIN session_topics t ON t.session_id = s.id
+               WHERE s.student_id = %(id)s ORDER BY s.created_at""",
+            {"id": int(student_id), "tz": tz.key},
+        )
+    person = people.iloc[0].to_dict() if len(people) else None
+    if not len(sessions):
+        return {
+            "student": person,
+            "weekly": pd.DataFrame(columns=["week", "sessions"]),
+            "coverage": pd.DataFrame(columns=["date", "subject", "covered", "total", "share"]),
+            "ratings": pd.DataFrame(columns=["date", "rating"]),
+        }
+    sessions["started"] = pd.to_datetime(sessions["started"])
+    sessions["date"] = sessions["started"].dt.date
+    one = sessions.drop_duplicates("session_id")  # one row per session (its topics repeat it)
+    week = (one["started"].dt.normalize() - pd.to_timedelta(one["started"].dt.day_of_week, unit="D")).dt.date
+    weekly = week.value_counts().sort_index()
+    every_week = pd.date_range(min(weekly.index), max(weekly.index), freq="7D").date
+    weekly = weekly.reindex(every_week, fill_value=0).rename_axis("week").rename("sessions").reset_index()
+
+    curriculum = get_curriculum()
+    rows = []
+    for subject, group in sessions.dropna(subset=["topic"]).groupby("subject"):
+        known = curriculum.subject(subject)
+        ids = {t.id for t in known.topics} if known else set()
+        seen: set[str] = set()
+        for day, topics in group.groupby("date")["topic"]:
+            seen.update(t for t in topics if t in ids)
+            rows.append({"date": day, "subject": subject, "covered": len(seen), "total": len(ids)})
+    coverage = pd.DataFrame(rows, columns=["date", "subject", "covered", "total"])
+    coverage["share"] = _share(coverage["covered"].to_numpy(float), coverage["total"].to_numpy(float))
+    ratings = one.dropna(subset=["satisfaction"])
+    ratings = pd.DataFrame(
+        {"date": ratings["started"].to_numpy(), "rating": ratings["satisfaction"].astype(int).to_numpy()}
+    )
+    return {"student": person, "weekly": weekly, "coverage": coverage, "ratings": ratings}
+
+
+def retention_frame(
+    f: Filters, today: date | None = None, tz: ZoneInfo | None = None, store: DayStore | None = None
+) -> pd.DataFrame:
+    """Weekly retention by the week students started: cohort, offset, students, cohort_size, share.
+
+    A student's cohort is the week (Monday) of their first session ever in the filtered
+    subjects and grades; cohorts from the range's first week on are shown, with the share of
+    each cohort active (a session) in each of its weeks up to the range's end.
+    """
+    tz = tz or analytics_tz()
+    today = today or analytics_today(tz)
+    store = store or STORE
+    columns = ["cohort", "offset", "students", "cohort_size", "share"]
+    with _reader() as cur:
+        rows = _range_students(cur, f, today, tz, store)
+        if not len(rows):
+            return pd.DataFrame(columns=columns)
+        days = rows["day"].to_numpy(np.int64)
+        # Monday of each day's week (1970-01-01 was a Thursday)
+        rows = pd.DataFrame({"student_id": rows["student_id"].to_numpy(np.int64), "week": days - (days + 3) % 7})
+        activity = rows.drop_duplicates()
+        params: dict[str, Any] = {"ids": activity["student_id"].unique().tolist(), "tz": tz.key}
+        filters = _raw_filters(f, params)
+        first = _frame(
+            cur,
+            f"""SELECT a.id AS student_id, ((f.first AT TIME ZONE %(tz)s)::date - DATE '1970-01-01') AS first_day
+                FROM unnest(%(ids)s::int[]) AS a(id)
+                JOIN users u ON u.id = a.id
+                CROSS JOIN LATERAL (SELECT min(s.created_at) AS first FROM sessions s
+                                    WHERE s.student_id = a.id{filters}) f""",
+            params,
+        )
+    first_days = first["first_day"].to_numpy(np.int64)
+    first = pd.DataFrame({"student_id": first["student_id"], "cohort": first_days - (first_days + 3) % 7})
+    start = (f.start - _EPOCH).days
+    first = first[first["cohort"] >= start - (start + 3) % 7]
+    joined = activity.merge(first, on="student_id")
+    joined = joined[joined["week"] >= joined["cohort"]]
+    if not len(joined):
+        return pd.DataFrame(columns=columns)
+    joined["offset"] = (joined["week"] - joined["cohort"]) // 7
+    counts = joined.groupby(["cohort", "offset"])["student_id"].nunique()
+    sizes = first.groupby("cohort")["student_id"].nunique()
+    # every week of each cohort up to the range's end, with 0 for weeks nobody came back
+    end = (f.end - _EPOCH).days
+    last_week = end - (end + 3) % 7
+    grid = [(c, o) for c in sizes.index.tolist() for o in range((last_week - c) // 7 + 1)]
+    out = pd.DataFrame(grid, columns=["cohort", "offset"])
+    out["students"] = counts.reindex(pd.MultiIndex.from_frame(out), fill_value=0).to_numpy(np.int64)
+    out["cohort_size"] = sizes.reindex(out["cohort"]).to_numpy(np.int64)
+    out["share"] = out["students"] / out["cohort_size"]
+    out["cohort"] = [_EPOCH + timedelta(days=int(c)) for c in out["cohort"]]
+    return out.sort_values(["cohort", "offset"], ignore_index=True)[columns]
+
+
+def grade_levels() -> list[int]:
+    """The grade levels students have (for the grade filter)."""
+    with _reader() as cur:
+        cur.execute(
+            "SELECT DISTINCT grade_level FROM users WHERE role = 'student' AND grade_level IS NOT NULL ORDER BY 1"
+        )
+        return [int(r[0]) for r in cur.fetchall()]

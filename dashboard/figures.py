@@ -1,0 +1,543 @@
+"""Figure builders: DataFrame in, plotly figure out, all styled here.
+
+Figures are plain plotly.js dicts (``{"data": [...], "layout": {...}}``) of Python lists and
+numbers, which ``dcc.Graph`` takes as they are: building and serialising them costs a fraction
+of ``plotly.graph_objects`` validation on every request. ``plotly.graph_objects.Figure(fig)``
+accepts every one of them (the tests check).
+
+An empty frame (or a range without sessions) gives a figure that says so instead of empty axes.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import WEEKDAYS
+
+# ------------------------------------------------------------------------------------ style
+
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+INK = "#1e293b"
+MUTED = "#64748b"
+GRID = "#e2e8f0"
+PRIMARY = "#4f46e5"
+SECONDARY = "#0d9488"
+ACCENT = "#d97706"
+DANGER = "#e11d48"
+PALE = "#c7d2fe"
+SEQUENTIAL = [[0.0, "#f8fafc"], [0.15, "#e0e7ff"], [0.5, "#818cf8"], [1.0, "#312e81"]]
+GRADE_NAMES = {-1: "No grade"}
+
+EMPTY_MESSAGE = "No sessions in this range"
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+}
+
+
+def _axis(**extra: Any) -> dict[str, Any]:
+    return {
+        "gridcolor": GRID,
+        "zerolinecolor": GRID,
+        "linecolor": GRID,
+        "tickfont": {"color": MUTED, "size": 11},
+        "title": {"font": {"color": MUTED, "size": 12}},
+        "automargin": True,
+    } | extra
+
+
+def _layout(**extra: Any) -> dict[str, Any]:
+    base = {
+        "font": {"family": FONT, "color": INK, "size": 12},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "margin": {"l": 48, "r": 16, "t": 12, "b": 36},
+        "hoverlabel": {"font": {"family": FONT}},
+        "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+        "xaxis": _axis(),
+        "yaxis": _axis(rangemode="tozero"),
+        "showlegend": False,
+        "uirevision": "keep",  # keep zoom/legend state across filter changes
+    }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            value = base[key] | value
+        base[key] = {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+    return base
+
+
+def empty_figure(message: str = EMPTY_MESSAGE, height: int | None = None) -> dict[str, Any]:
+    """A blank figure with ``message`` in the middle (``height`` for charts that size themselves)."""
+    fig = {
+        "data": [],
+        "layout": _layout(
+            xaxis={"visible": False},
+            yaxis={"visible": False},
+            annotations=[
+                {
+                    "text": message,
+                    "showarrow": False,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "font": {"size": 14, "color": MUTED},
+                }
+            ],
+        ),
+    }
+    if height:
+        fig["layout"]["height"] = height
+    return fig
+
+
+def is_empty(fig: dict[str, Any]) -> bool:
+    return not fig.get("data")
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _num(values: Any, digits: int | None = None) -> list[float | None]:
+    """Numbers as JSON-ready floats, None for missing values."""
+    out: list[float | None] = []
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+            out.append(None)
+        else:
+            out.append(round(float(v), digits) if digits is not None else float(v))
+    return out
+
+
+def _ints(values: Any) -> list[int]:
+    return [int(v) for v in values]
+
+
+def _dates(values: Any) -> list[str]:
+    return [v.isoformat() if isinstance(v, date | datetime) else str(v) for v in values]
+
+
+def _no_sessions(daily: pd.DataFrame) -> bool:
+    return daily is None or not len(daily) or int(daily["sessions"].sum()) == 0
+
+
+# ------------------------------------------------------------------------------------ main view
+
+
+def sessions_figure(daily: pd.DataFrame) -> dict[str, Any]:
+    """Daily sessions: one point per day of the range, oldest first; today's point (live) stands out."""
+    if daily is None or not len(daily):
+        return empty_figure()
+    live = list(daily["live"]) if "live" in daily else [False] * len(daily)
+    fig = {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "Sessions",
+                "x": _dates(daily["date"]),
+                "y": _ints(daily["sessions"]),
+                "line": {"color": PRIMARY, "width": 2.5, "shape": "linear"},
+                "marker": {
+                    "color": [ACCENT if is_live else PRIMARY for is_live in live],
+                    "size": [9 if is_live else 5 for is_live in live],
+                },
+                "fill": "tozeroy",
+                "fillcolor": "rgba(79,70,229,0.08)",
+                "hovertemplate": "%{x|%a %d %b %Y}<br><b>%{y:,}</b> sessions<extra></extra>",
+            }
+        ],
+        "layout": _layout(xaxis={"type": "date", "tickformat": "%d %b"}, yaxis={"title": {"text": "sessions"}}),
+    }
+    if _no_sessions(daily):
+        fig["layout"]["annotations"] = [_note(EMPTY_MESSAGE)]
+    return fig
+
+
+def _note(text: str) -> dict[str, Any]:
+    return {
+        "text": text,
+        "showarrow": False,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0.5,
+        "y": 0.55,
+        "font": {"size": 14, "color": MUTED},
+        "bgcolor": "rgba(255,255,255,0.85)",
+    }
+
+
+def topics_figure(topics: pd.DataFrame, selected: str | None = None, top: int = 12) -> dict[str, Any]:
+    """Most popular topics (sessions touching each), a horizontal bar per topic; click one to filter."""
+    if topics is None or not len(topics) or int(topics["sessions"].sum()) == 0:
+        return empty_figure("No topics in this range", height=300)
+    head = topics.head(top).iloc[::-1]  # most popular on top
+    names = [str(t) for t in head["topic"]]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "Sessions",
+                "x": _ints(head["sessions"]),
+                "y": names,
+                "customdata": names,
+                "marker": {"color": [ACCENT if n == selected else PRIMARY for n in names]},
+                "hovertemplate": "<b>%{y}</b><br>%{x:,} sessions<extra>click to list them</extra>",
+            }
+        ],
+        "layout": _layout(
+            xaxis={"title": {"text": "sessions"}},
+            yaxis={"type": "category", "rangemode": None},
+            margin={"l": 8, "r": 16, "t": 8, "b": 36},
+            clickmode="event",
+            dragmode=False,
+            height=max(260, 26 * len(names) + 60),
+        ),
+    }
+
+
+def duration_figure(daily: pd.DataFrame) -> dict[str, Any]:
+    """Average session duration per day, in minutes (gaps on days without a finished session)."""
+    if _no_sessions(daily):
+        return empty_figure()
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "Avg. duration",
+                "x": _dates(daily["date"]),
+                "y": _num(daily["avg_duration_min"], 2),
+                "connectgaps": False,
+                "line": {"color": SECONDARY, "width": 2.5},
+                "marker": {"size": 5},
+                "hovertemplate": "%{x|%a %d %b}<br><b>%{y:.1f}</b> min<extra></extra>",
+            }
+        ],
+        "layout": _layout(xaxis={"type": "date", "tickformat": "%d %b"}, yaxis={"title": {"text": "minutes"}}),
+    }
+
+
+def heatmap_figure(heatmap: pd.DataFrame) -> dict[str, Any]:
+    """Sessions by weekday (rows, Monday on top) and local hour of day (columns)."""
+    if heatmap is None or not len(heatmap) or int(heatmap["sessions"].sum()) == 0:
+        return empty_figure()
+    grid = np.zeros((7, 24), np.int64)
+    np.add.at(
+        grid,
+        (heatmap["weekday"].to_numpy(np.int64), heatmap["hour"].to_numpy(np.int64)),
+        heatmap["sessions"].to_numpy(np.int64),
+    )
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "name": "Sessions",
+                "z": grid.tolist(),
+                "x": [f"{h:02d}" for h in range(24)],
+                "y": list(WEEKDAYS),
+                "colorscale": SEQUENTIAL,
+                "xgap": 2,
+                "ygap": 2,
+                "colorbar": {"thickness": 10, "outlinewidth": 0, "tickfont": {"color": MUTED, "size": 10}},
+                "hovertemplate": "%{y} %{x}:00<br><b>%{z:,}</b> sessions<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            xaxis={"title": {"text": "hour of day"}, "type": "category", "showgrid": False},
+            yaxis={"autorange": "reversed", "type": "category", "showgrid": False, "rangemode": None},
+            margin={"l": 44, "r": 8, "t": 8, "b": 40},
+        ),
+    }
+
+
+def satisfaction_figure(daily: pd.DataFrame) -> dict[str, Any]:
+    """Average rating per day (1-5, line) over the number of ratings (bars, right axis)."""
+    if _no_sessions(daily) or int(daily["ratings"].sum()) == 0:
+        return empty_figure("No ratings in this range")
+    x = _dates(daily["date"])
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "Ratings",
+                "x": x,
+                "y": _ints(daily["ratings"]),
+                "yaxis": "y2",
+                "marker": {"color": PALE},
+                "hovertemplate": "%{y:,} ratings<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "Avg. rating",
+                "x": x,
+                "y": _num(daily["avg_satisfaction"], 2),
+                "connectgaps": False,
+                "line": {"color": ACCENT, "width": 2.5},
+                "marker": {"size": 5},
+                "hovertemplate": "avg. <b>%{y:.2f}</b> / 5<extra></extra>",
+            },
+        ],
+        "layout": _layout(
+            xaxis={"type": "date", "tickformat": "%d %b"},
+            yaxis={"title": {"text": "avg. rating"}, "range": [1, 5.1], "rangemode": None},
+            yaxis2=_axis(overlaying="y", side="right", showgrid=False, rangemode="tozero", title={"text": "ratings"}),
+            hovermode="x unified",
+            showlegend=True,
+            margin={"l": 48, "r": 48, "t": 36, "b": 36},
+        ),
+    }
+
+
+def quality_figure(daily: pd.DataFrame) -> dict[str, Any]:
+    """AI quality per day: p50 / p95 reply latency (top), failed replies and answers given away (bottom)."""
+    if daily is None or not len(daily) or int(daily["tutor_replies"].sum()) == 0:
+        return empty_figure("No tutor replies in this range")
+    x = _dates(daily["date"])
+    seconds = {q: _num(daily[f"latency_{q}_ms"] / 1000, 2) for q in ("p50", "p95")}
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "p50 latency",
+                "x": x,
+                "y": seconds["p50"],
+                "line": {"color": SECONDARY, "width": 2},
+                "hovertemplate": "p50 %{y:.1f} s<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "p95 latency",
+                "x": x,
+                "y": seconds["p95"],
+                "line": {"color": PRIMARY, "width": 2},
+                "hovertemplate": "p95 %{y:.1f} s<extra></extra>",
+            },
+            {
+                "type": "bar",
+                "name": "Failed replies",
+                "x": x,
+                "y": _ints(daily["failed_replies"]),
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "marker": {"color": DANGER},
+                "opacity": 0.75,
+                "hovertemplate": "%{y:,} failed<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "Answer given away (% of checked replies)",
+                "x": x,
+                "y": _num(daily["answer_revealed_share"], 2),
+                "xaxis": "x2",
+                "yaxis": "y3",
+                "line": {"color": ACCENT, "width": 2, "dash": "dot"},
+                "marker": {"size": 4},
+                "hovertemplate": "%{y:.1f} % answers given away<extra></extra>",
+            },
+        ],
+        "layout": _layout(
+            xaxis={"type": "date", "tickformat": "%d %b", "anchor": "y", "matches": "x2", "showticklabels": False},
+            xaxis2=_axis(type="date", tickformat="%d %b", anchor="y2"),
+            yaxis={"domain": [0.45, 1], "title": {"text": "latency (s)"}},
+            yaxis2=_axis(domain=[0, 0.33], rangemode="tozero", title={"text": "failed"}),
+            yaxis3=_axis(
+                overlaying="y2", side="right", rangemode="tozero", showgrid=False, title={"text": "% given away"}
+            ),
+            hovermode="x unified",
+            showlegend=True,
+            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+            margin={"l": 48, "r": 48, "t": 52, "b": 36},
+        ),
+    }
+
+
+def grade_name(grade: int) -> str:
+    return GRADE_NAMES.get(int(grade), f"Grade {int(grade)}")
+
+
+def subjects_figure(
+    subjects: pd.DataFrame, grades: pd.DataFrame, names: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Sessions by subject (left) and by grade level (right); active students in the hover text."""
+    if subjects is None or not len(subjects) or int(subjects["sessions"].sum()) == 0:
+        return empty_figure()
+    names = names or {}
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "By subject",
+                "x": [names.get(s, s) for s in subjects["subject"]],
+                "y": _ints(subjects["sessions"]),
+                "customdata": _ints(subjects["active_students"]),
+                "marker": {"color": PRIMARY},
+                "hovertemplate": "<b>%{x}</b><br>%{y:,} sessions<br>%{customdata:,} active students<extra></extra>",
+            },
+            {
+                "type": "bar",
+                "name": "By grade",
+                "x": [grade_name(g) for g in grades["grade_level"]],
+                "y": _ints(grades["sessions"]),
+                "customdata": _ints(grades["active_students"]),
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "marker": {"color": SECONDARY},
+                "hovertemplate": "<b>%{x}</b><br>%{y:,} sessions<br>%{customdata:,} active students<extra></extra>",
+            },
+        ],
+        "layout": _layout(
+            xaxis={"domain": [0, 0.36], "type": "category", "title": {"text": "subject"}},
+            xaxis2=_axis(domain=[0.46, 1], type="category", anchor="y2", title={"text": "grade level"}),
+            yaxis={"title": {"text": "sessions"}},
+            yaxis2=_axis(anchor="x2", rangemode="tozero"),
+            bargap=0.3,
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------------ students
+
+
+def student_sessions_figure(weekly: pd.DataFrame) -> dict[str, Any]:
+    if weekly is None or not len(weekly):
+        return empty_figure("No sessions yet")
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "Sessions",
+                "x": _dates(weekly["week"]),
+                "y": _ints(weekly["sessions"]),
+                "marker": {"color": PRIMARY},
+                "hovertemplate": "week of %{x|%d %b %Y}<br><b>%{y}</b> sessions<extra></extra>",
+            }
+        ],
+        "layout": _layout(xaxis={"type": "date"}, yaxis={"title": {"text": "sessions / week"}}, bargap=0.15),
+    }
+
+
+def student_coverage_figure(coverage: pd.DataFrame, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """Cumulative share of each subject's curriculum topics the student has touched."""
+    if coverage is None or not len(coverage) or coverage["share"].isna().all():
+        return empty_figure("No curriculum topics covered yet")
+    names = names or {}
+    colors = [PRIMARY, SECONDARY, ACCENT, DANGER, MUTED]
+    data = []
+    for i, (subject, group) in enumerate(coverage.dropna(subset=["share"]).groupby("subject", sort=True)):
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hv", "width": 2.5, "color": colors[i % len(colors)]},
+                "name": names.get(subject, subject),
+                "x": _dates(group["date"]),
+                "y": _num(group["share"] * 100, 1),
+                "customdata": [[int(c), int(t)] for c, t in zip(group["covered"], group["total"], strict=True)],
+                "hovertemplate": "%{fullData.name}: %{customdata[0]} of %{customdata[1]} topics (%{y:.0f} %)<extra></extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": _layout(
+            xaxis={"type": "date"},
+            yaxis={"title": {"text": "% of curriculum"}, "range": [0, 105]},
+            showlegend=True,
+            margin={"l": 48, "r": 8, "t": 30, "b": 30},
+        ),
+    }
+
+
+def student_ratings_figure(ratings: pd.DataFrame) -> dict[str, Any]:
+    if ratings is None or not len(ratings):
+        return empty_figure("No ratings yet")
+    x = _dates(ratings["date"])
+    y = _num(ratings["rating"])
+    rolling = _num(pd.Series(y, dtype=float).rolling(5, min_periods=1).mean(), 2)
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "Rating",
+                "x": x,
+                "y": y,
+                "marker": {"color": ACCENT, "size": 7, "opacity": 0.6},
+                "hovertemplate": "%{x|%d %b %Y}: <b>%{y}</b> / 5<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "Average of the last 5",
+                "x": x,
+                "y": rolling,
+                "line": {"color": PRIMARY, "width": 2},
+                "hovertemplate": "last 5: %{y:.2f}<extra></extra>",
+            },
+        ],
+        "layout": _layout(
+            xaxis={"type": "date"},
+            yaxis={"title": {"text": "rating"}, "range": [0.5, 5.5], "rangemode": None},
+            showlegend=True,
+            margin={"l": 48, "r": 8, "t": 30, "b": 30},
+        ),
+    }
+
+
+def retention_figure(retention: pd.DataFrame) -> dict[str, Any]:
+    """Share of each weekly cohort (week of first session) active in each following week."""
+    if retention is None or not len(retention):
+        return empty_figure("No new students in this range", height=240)
+    grid = retention.pivot(index="cohort", columns="offset", values="share").sort_index()
+    sizes = retention.groupby("cohort")["cohort_size"].first().reindex(grid.index)
+    z = [[None if pd.isna(v) else round(float(v) * 100, 1) for v in row] for row in grid.to_numpy()]
+    labels = [f"{c:%d %b} ({int(n)})" for c, n in zip(grid.index, sizes, strict=True)]
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "name": "Retention",
+                "z": z,
+                "x": [f"week {int(o)}" for o in grid.columns],
+                "y": labels,
+                "zmin": 0,
+                "zmax": 100,
+                "colorscale": SEQUENTIAL,
+                "xgap": 2,
+                "ygap": 2,
+                "text": [[("" if v is None else f"{v:.0f}%") for v in row] for row in z],
+                "texttemplate": "%{text}",
+                "textfont": {"size": 10},
+                "colorbar": {
+                    "thickness": 10,
+                    "outlinewidth": 0,
+                    "ticksuffix": " %",
+                    "tickfont": {"color": MUTED, "size": 10},
+                },
+                "hovertemplate": "cohort %{y}<br>%{x}: <b>%{z:.0f} %</b> active<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            xaxis={"type": "category", "showgrid": False, "side": "top"},
+            yaxis={
+                "type": "category",
+                "autorange": "reversed",
+                "showgrid": False,
+                "rangemode": None,
+                "title": {"text": "started (students)"},
+            },
+            margin={"l": 48, "r": 8, "t": 28, "b": 8},
+            height=max(240, 28 * len(labels) + 60),
+        ),
+    }

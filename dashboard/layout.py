@@ -1,0 +1,467 @@
+"""The dashboard's page: controls, KPI cards, charts, the session list and student progress.
+
+Component ids are the contract with the callbacks (``dashboard/callbacks.py``), the tests and
+the browser test; styling lives in ``dashboard/assets/dashboard.css``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from dash import dcc, html
+
+from . import data
+from .figures import GRAPH_CONFIG, empty_figure, grade_name
+
+TIME_RANGE_OPTIONS = [
+    {"label": "Week", "value": "week"},
+    {"label": "Month", "value": "month"},
+    {"label": "Quarter", "value": "quarter"},
+    {"label": "Custom", "value": "custom"},
+]
+STUDENT_ROWS = 50
+SESSION_ROWS = 15
+
+
+def serve_layout() -> html.Div:
+    """The page, built per page load (so "today" is current).
+
+    It reads no database: Dash also builds it to validate the app on the server's first request,
+    whatever that request is (a health probe must not wait for PostgreSQL). The grade levels
+    that students have are filled in by a callback.
+    """
+    today = data.analytics_today()
+    first, last = data.resolve_range(data.DEFAULT_RANGE, today=today)
+    return html.Div(
+        id="dashboard-root",
+        className="dash-page",
+        children=[
+            dcc.Store(id="selected-topic"),
+            dcc.Store(id="selected-student"),
+            _header(),
+            _controls(today, first, last),
+            dcc.Loading(
+                html.Div(id="kpi-cards", className="kpi-grid", children=kpi_cards(None)),
+                type="dot",
+                delay_show=250,
+                parent_className="kpi-loading",
+            ),
+            html.Div(
+                className="grid",
+                children=[
+                    _card(
+                        "Sessions per day",
+                        "sessions-chart",
+                        "Every day of the range; today so far is highlighted.",
+                        wide=True,
+                    ),
+                    _card("Average session duration", "duration-chart", "Minutes, over sessions that have ended."),
+                    _card("When students learn", "usage-heatmap", "Sessions by weekday and hour of day."),
+                    _topics_card(),
+                    _card("Satisfaction", "satisfaction-chart", "Average rating per day and number of ratings."),
+                    _card(
+                        "AI quality",
+                        "quality-chart",
+                        "Reply latency (p50 / p95), failed replies and answers given away.",
+                    ),
+                    _card(
+                        "Subjects and grade levels", "subjects-chart", "Sessions; hover for active students.", wide=True
+                    ),
+                ],
+            ),
+            _students_section(),
+            html.Footer(
+                className="dash-footer",
+                children=[
+                    html.Span(id="data-note"),
+                    html.Span(" · "),
+                    html.A("Queues and workers", href="/admin/rq/"),
+                    html.Span(" · "),
+                    html.A("Back to the tutor", href="/"),
+                ],
+            ),
+        ],
+    )
+
+
+def _header() -> html.Header:
+    return html.Header(
+        className="dash-header",
+        children=[
+            html.Div(
+                [
+                    html.H1("Tutoring analytics"),
+                    html.P(id="range-label", className="range-label", children="Loading…"),
+                ]
+            ),
+            html.Div(
+                className="header-actions",
+                children=[
+                    html.Button("Export daily table (CSV)", id="export-daily", className="button secondary"),
+                    dcc.Download(id="download-daily"),
+                ],
+            ),
+        ],
+    )
+
+
+def grade_options(grades: list[int]) -> list[dict[str, Any]]:
+    options = [{"label": grade_name(g), "value": g} for g in grades]
+    return [*options, {"label": grade_name(data.UNKNOWN_GRADE), "value": data.UNKNOWN_GRADE}]
+
+
+def _controls(today: date, first: date, last: date) -> html.Section:
+    from tutor.curriculum import get_curriculum
+
+    subjects = [{"label": s.name, "value": s.id} for s in get_curriculum().subjects.values()]
+    return html.Section(
+        className="controls",
+        children=[
+            html.Div(
+                className="control",
+                children=[
+                    html.Label("Period", htmlFor="time-range"),
+                    dcc.RadioItems(
+                        id="time-range",
+                        options=TIME_RANGE_OPTIONS,
+                        value=data.DEFAULT_RANGE,
+                        inline=True,
+                        className="segmented",
+                    ),
+                ],
+            ),
+            html.Div(
+                className="control",
+                children=[
+                    html.Label("Dates", htmlFor="date-range"),
+                    dcc.DatePickerRange(
+                        id="date-range",
+                        start_date=first.isoformat(),
+                        end_date=last.isoformat(),
+                        max_date_allowed=today.isoformat(),
+                        display_format="D MMM YYYY",
+                        first_day_of_week=1,
+                        minimum_nights=0,
+                        updatemode="bothdates",
+                    ),
+                ],
+            ),
+            html.Div(
+                className="control grow",
+                children=[
+                    html.Label("Subjects", htmlFor="subject-filter"),
+                    dcc.Dropdown(id="subject-filter", options=subjects, multi=True, placeholder="All subjects"),
+                ],
+            ),
+            html.Div(
+                className="control grow",
+                children=[
+                    html.Label("Grade levels", htmlFor="grade-filter"),
+                    dcc.Dropdown(id="grade-filter", options=grade_options([]), multi=True, placeholder="All grades"),
+                ],
+            ),
+        ],
+    )
+
+
+def _graph(graph_id: str, height: str | None = "300px") -> dcc.Loading:
+    """A chart with its loading spinner; ``height`` None lets the figure's own height decide."""
+    style = {"height": height} if height else {"minHeight": "200px"}
+    return dcc.Loading(
+        dcc.Graph(
+            id=graph_id,
+            figure=empty_figure("Loading…", height=None if height else 240),
+            config=GRAPH_CONFIG,
+            className="graph",
+            style=style,
+        ),
+        type="circle",
+        delay_show=250,
+    )
+
+
+def _card(title: str, graph_id: str, subtitle: str = "", wide: bool = False) -> html.Section:
+    return html.Section(
+        className="card wide" if wide else "card",
+        children=[
+            html.H2(title),
+            html.P(subtitle, className="card-subtitle") if subtitle else None,
+            _graph(graph_id, "320px" if wide else "300px"),
+        ],
+    )
+
+
+def _topics_card() -> html.Section:
+    return html.Section(
+        className="card wide topics-card",
+        children=[
+            html.H2("Popular topics"),
+            html.P("Sessions touching each topic. Click a bar to list its sessions.", className="card-subtitle"),
+            html.Div(
+                className="split",
+                children=[
+                    _graph("topics-chart", None),
+                    html.Div(
+                        className="session-list",
+                        children=[
+                            html.Div(
+                                className="list-header",
+                                children=[
+                                    html.H3(id="recent-title", children="Recent sessions"),
+                                    html.Button(
+                                        "Show all topics", id="clear-topic", className="button link", hidden=True
+                                    ),
+                                ],
+                            ),
+                            dcc.Loading(
+                                html.Div(id="recent-sessions", className="table-scroll"), type="dot", delay_show=250
+                            ),
+                        ],
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
+def _students_section() -> html.Section:
+    return html.Section(
+        className="card wide students",
+        children=[
+            html.Div(
+                className="section-header",
+                children=[
+                    html.Div(
+                        [
+                            html.H2("Student progress"),
+                            html.P(
+                                "Students with sessions in the range. Choose one to see their timeline.",
+                                className="card-subtitle",
+                            ),
+                        ]
+                    ),
+                    html.Div(
+                        className="header-actions",
+                        children=[
+                            dcc.Input(
+                                id="student-search",
+                                type="search",
+                                placeholder="Search name or e-mail",
+                                debounce=0.3,
+                                className="search",
+                            ),
+                            html.Button("Export students (CSV)", id="export-students", className="button secondary"),
+                            dcc.Download(id="download-students"),
+                        ],
+                    ),
+                ],
+            ),
+            dcc.Loading(html.Div(id="students-table", className="table-wrap"), type="dot", delay_show=250),
+            html.Div(
+                id="student-detail",
+                className="student-detail",
+                children=[
+                    html.H3(id="student-name", children="No student chosen"),
+                    html.Div(
+                        className="grid three",
+                        children=[
+                            _mini("Sessions per week", "student-sessions-chart"),
+                            _mini("Curriculum covered", "student-coverage-chart"),
+                            _mini("Ratings", "student-ratings-chart"),
+                        ],
+                    ),
+                ],
+            ),
+            html.H3("Weekly retention by the week students started"),
+            html.P(
+                "Share of each week's new students who had a session in each following week of the range.",
+                className="card-subtitle",
+            ),
+            _graph("retention-chart", None),
+        ],
+    )
+
+
+def _mini(title: str, graph_id: str) -> html.Div:
+    return html.Div(
+        className="mini",
+        children=[
+            html.H4(title),
+            dcc.Graph(
+                id=graph_id,
+                figure=empty_figure("Choose a student above"),
+                config=GRAPH_CONFIG,
+                className="graph small",
+                style={"height": "240px"},
+            ),
+        ],
+    )
+
+
+# ------------------------------------------------------------------------------------ pieces the callbacks fill
+
+
+def _fmt_number(value: float | None, kpi: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if kpi in ("sessions", "active_students", "tutor_replies"):
+        return f"{int(round(value)):,}"
+    if kpi == "avg_duration_min":
+        return f"{value:.1f} min"
+    if kpi == "avg_satisfaction":
+        return f"{value:.2f} / 5"
+    if kpi == "latency_p95_ms":
+        return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+    if kpi == "failure_rate":
+        return f"{value:.2f} %"
+    return f"{value:,}"
+
+
+def _fmt_change(row: dict[str, Any], kpi: str) -> tuple[str, str]:
+    """The change's text and its tone: ``good``, ``bad`` or ``flat``."""
+    change, pct, better = row["change"], row["change_pct"], row["better"]
+    if change is None or (isinstance(change, float) and math.isnan(change)):
+        return ("no data to compare", "flat")
+    if kpi == "avg_satisfaction":
+        text, size = f"{change:+.2f}", abs(change) >= 0.005
+    elif kpi == "failure_rate":
+        text, size = f"{change:+.2f} pp", abs(change) >= 0.005
+    elif pct is None or (isinstance(pct, float) and math.isnan(pct)):
+        return ("new", "good" if better == "up" else "bad")
+    else:
+        text, size = f"{pct:+.1f} %", abs(pct) >= 0.05
+    if not size:
+        return (text, "flat")
+    up = change > 0
+    return (text, "good" if up == (better == "up") else "bad")
+
+
+def kpi_cards(kpis: pd.DataFrame | None, days: int | None = None) -> list[html.Div]:
+    """One card per KPI: the value, and its change against the previous range of the same length."""
+    cards = []
+    rows = kpis.to_dict("index") if kpis is not None else {}
+    for kpi, (label, _unit, _better) in data.KPI_SPECS.items():
+        if kpis is None:
+            value, change, tone, title = "…", "", "flat", ""
+        else:
+            row = rows[kpi]
+            value = _fmt_number(row["current"], kpi)
+            change, tone = _fmt_change(row, kpi)
+            title = f"Previous {days} days: {_fmt_number(row['previous'], kpi)}" if days else ""
+        cards.append(
+            html.Div(
+                className="kpi",
+                id=f"kpi-{kpi.replace('_', '-')}",
+                title=title,
+                children=[
+                    html.Div(label, className="kpi-label"),
+                    html.Div(value, className="kpi-value"),
+                    html.Div(
+                        [
+                            html.Span(change, className=f"kpi-change {tone}"),
+                            html.Span(" vs previous", className="kpi-vs"),
+                        ]
+                        if change
+                        else None,
+                        className="kpi-foot",
+                    ),
+                ],
+            )
+        )
+    return cards
+
+
+def empty_state(message: str, hint: str = "") -> html.Div:
+    return html.Div(
+        className="empty-state", children=[html.P(message), html.P(hint, className="hint") if hint else None]
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return str(value)
+
+
+def sessions_table(frame: pd.DataFrame, subject_names: dict[str, str]) -> html.Div:
+    """The recent-sessions list."""
+    if frame is None or not len(frame):
+        return empty_state("No sessions in this range", "Try a longer period or fewer filters.")
+    rows = []
+    for r in frame.itertuples(index=False):
+        started = pd.Timestamp(r.started)
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(started.strftime("%d %b %H:%M"), className="nowrap"),
+                    html.Td(r.student),
+                    html.Td(subject_names.get(r.subject, r.subject)),
+                    html.Td(r.topics or "—", className="muted"),
+                    html.Td(_cell(r.duration_min), className="num"),
+                    html.Td("★" * int(r.satisfaction) if r.satisfaction == r.satisfaction and r.satisfaction else "—"),
+                    html.Td(html.Span(r.status, className=f"pill {r.status}")),
+                ]
+            )
+        )
+    head = [
+        ("Started", ""),
+        ("Student", ""),
+        ("Subject", ""),
+        ("Topics", ""),
+        ("Min", "num"),
+        ("Rating", ""),
+        ("Status", ""),
+    ]
+    return html.Table(
+        className="table",
+        children=[html.Thead(html.Tr([html.Th(h, className=c or None) for h, c in head])), html.Tbody(rows)],
+    )
+
+
+def students_table(frame: pd.DataFrame, total: int, selected: int | None = None) -> html.Div:
+    """The student table: one row per student, each with a button that opens their timeline."""
+    if frame is None or not len(frame):
+        return empty_state("No students in this range", "Try a longer period, fewer filters or another search.")
+    rows = []
+    for r in frame.itertuples(index=False):
+        rows.append(
+            html.Tr(
+                className="selected" if selected == r.student_id else None,
+                children=[
+                    html.Td(
+                        html.Button(
+                            r.name,
+                            id={"type": "student-row", "index": int(r.student_id)},
+                            className="button link",
+                            title=r.email,
+                        )
+                    ),
+                    html.Td(grade_name(r.grade_level)),
+                    html.Td(f"{int(r.sessions):,}", className="num"),
+                    html.Td(pd.Timestamp(r.last_active).strftime("%d %b %Y"), className="nowrap"),
+                    html.Td(f"{int(r.topics_covered)}", className="num"),
+                    html.Td("—" if r.avg_rating != r.avg_rating else f"{r.avg_rating:.2f}", className="num"),
+                ],
+            )
+        )
+    head = [
+        ("Student", ""),
+        ("Grade", ""),
+        ("Sessions", "num"),
+        ("Last active", ""),
+        ("Topics covered", "num"),
+        ("Avg. rating", "num"),
+    ]
+    note = f"Showing {len(frame):,} of {total:,} students, most sessions first." if total > len(frame) else ""
+    return html.Div(
+        [
+            html.Table(
+                className="table",
+                children=[html.Thead(html.Tr([html.Th(h, className=c or None) for h, c in head])), html.Tbody(rows)],
+            ),
+            html.P(note, className="hint") if note else None,
+        ]
+    )
