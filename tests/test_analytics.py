@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -18,6 +18,7 @@ from jobs.analytics import (
     rollup_range,
 )
 from jobs.cli import analytics_cli
+from tests.rows import Rows
 from tutor.extensions import db
 from tutor.rollups import (
     LATENCY_BUCKETS,
@@ -56,65 +57,7 @@ def zone(app):
     app.config["ANALYTICS_TZ"] = saved
 
 
-class Data:
-    """Hand-built rows, written with plain SQL."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def user(self, grade: int | None = 7) -> int:
-        self.n += 1
-        with db.engine.begin() as conn:
-            return conn.execute(
-                text("INSERT INTO users (email, grade_level) VALUES (:e, :g) RETURNING id"),
-                {"e": f"s{self.n}@school.org", "g": grade},
-            ).scalar_one()
-
-    def session(
-        self,
-        student: int,
-        created_at: datetime,
-        subject: str = "mathematics",
-        duration: int | None = None,
-        rating: int | None = None,
-        topics: tuple[str, ...] = (),
-    ) -> uuid.UUID:
-        with db.engine.begin() as conn:
-            sid = conn.execute(
-                text(
-                    "INSERT INTO sessions (student_id, subject, created_at, duration_seconds, satisfaction, status) "
-                    "VALUES (:u, :s, :c, :d, :r, :st) RETURNING id"
-                ),
-                {
-                    "u": student,
-                    "s": subject,
-                    "c": created_at,
-                    "d": duration,
-                    "r": rating,
-                    "st": "active" if duration is None else "ended",
-                },
-            ).scalar_one()
-            for topic in topics:
-                conn.execute(text("INSERT INTO session_topics VALUES (:s, :t)"), {"s": sid, "t": topic})
-        return sid
-
-    def message(
-        self,
-        sid: uuid.UUID,
-        created_at: datetime,
-        role: str = "student",
-        status: str = "done",
-        latency: int | None = None,
-        revealed: bool | None = None,
-    ) -> None:
-        with db.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO messages (session_id, role, status, created_at, latency_ms, answer_revealed) "
-                    "VALUES (:s, :r, :st, :c, :l, :a)"
-                ),
-                {"s": sid, "r": role, "st": status, "c": created_at, "l": latency, "a": revealed},
-            )
+Data = partial(Rows, default_duration=None)  # sessions without a duration stay active
 
 
 def daily(day: date):

@@ -20,35 +20,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import TEST_CONFIG
 from tutor.embed import make_token
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 WAIT_MS = 20_000
 QUESTION = "How do I solve 2x + 3 = 7?"
 PASSWORD = "learning123"
 
 pytestmark = [pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    # CI installs Chromium, so there a missing browser is a failure, never a silent skip.
-    if os.environ.get("CI"):
-        raise RuntimeError(f"Chromium not found at {CHROMIUM}; install it: apt-get install -y chromium")
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM} (install Debian's 'chromium' or set CHROMIUM_PATH); browser tests skipped",
-        allow_module_level=True,
-    )
+require_chromium()
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

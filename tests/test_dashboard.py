@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +22,7 @@ from sqlalchemy import text
 from dashboard import callbacks, data, figures, layout
 from jobs.analytics import rollup_range
 from tests.conftest import make_student
+from tests.rows import Rows
 from tutor.extensions import db
 from tutor.rollups import LATENCY_BUCKETS, ROLLUP_TABLES, UNKNOWN_GRADE, latency_percentiles
 
@@ -41,72 +41,6 @@ def _clean(app):
 
 def at(day: date, hour: int, minute: int = 0, tz: ZoneInfo = UTC_TZ) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
-
-
-class Rows:
-    """Hand-built rows, written with plain SQL."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def user(self, grade: int | None = 7, name: str = "") -> int:
-        self.n += 1
-        with db.engine.begin() as conn:
-            return conn.execute(
-                text("INSERT INTO users (email, grade_level, display_name) VALUES (:e, :g, :n) RETURNING id"),
-                {"e": f"student{self.n}@school.org", "g": grade, "n": name or f"Student {self.n}"},
-            ).scalar_one()
-
-    def session(
-        self,
-        student: int,
-        created_at: datetime,
-        subject: str = "mathematics",
-        duration: int | None = 600,
-        rating: int | None = None,
-        topics: tuple[str, ...] = (),
-    ) -> uuid.UUID:
-        with db.engine.begin() as conn:
-            sid = conn.execute(
-                text(
-                    "INSERT INTO sessions (student_id, subject, created_at, duration_seconds, satisfaction, status) "
-                    "VALUES (:u, :s, :c, :d, :r, :st) RETURNING id"
-                ),
-                {
-                    "u": student,
-                    "s": subject,
-                    "c": created_at,
-                    "d": duration,
-                    "r": rating,
-                    "st": "active" if duration is None else "ended",
-                },
-            ).scalar_one()
-            for topic in topics:
-                conn.execute(text("INSERT INTO session_topics VALUES (:s, :t)"), {"s": sid, "t": topic})
-        return sid
-
-    def message(
-        self,
-        sid: uuid.UUID,
-        created_at: datetime,
-        role: str = "student",
-        status: str = "done",
-        latency: int | None = None,
-        revealed: bool | None = None,
-    ) -> None:
-        with db.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO messages (session_id, role, status, created_at, latency_ms, answer_revealed) "
-                    "VALUES (:s, :r, :st, :c, :l, :a)"
-                ),
-                {"s": sid, "r": role, "st": status, "c": created_at, "l": latency, "a": revealed},
-            )
-
-    def exchange(self, sid: uuid.UUID, created_at: datetime, latency: int = 1500, **reply) -> None:
-        """A student message and the tutor's reply a minute later."""
-        self.message(sid, created_at)
-        self.message(sid, created_at + timedelta(minutes=1), role="tutor", latency=latency, **reply)
 
 
 def sql(statement: str, **params) -> None:

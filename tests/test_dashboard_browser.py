@@ -19,31 +19,15 @@ import pytest
 from sqlalchemy import text
 
 from dashboard.data import analytics_today
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 WAIT_MS = 20_000
 ADMIN_EMAIL, ADMIN_PASSWORD = "head@school.org", "dashboard-admin-1"
 
 pytestmark = [pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"Chromium not found at {CHROMIUM}; install it: apt-get install -y chromium")
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM} (install Debian's 'chromium' or set CHROMIUM_PATH); browser tests skipped",
-        allow_module_level=True,
-    )
+require_chromium()
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

@@ -1,0 +1,36 @@
+"""What the browser tests share: the system's Chromium, started the way this machine allows.
+
+Playwright drives Debian's Chromium (its own browser download is not used). Without it the
+browser tests are skipped locally and fail in CI (``CI`` set), where it is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def require_chromium() -> None:
+    """Call at module level of a browser test file."""
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("CI"):
+        raise RuntimeError(f"Chromium not found at {CHROMIUM}; install it: apt-get install -y chromium")
+    pytest.skip(
+        f"Chromium not found at {CHROMIUM} (install Debian's 'chromium' or set CHROMIUM_PATH); browser tests skipped",
+        allow_module_level=True,
+    )
