@@ -63,3 +63,11 @@ def test_every_scheduled_function_imports():
     for job in SCHEDULE:
         module, name = job.func.rsplit(".", 1)
         assert callable(getattr(import_module(module), name))
+
+
+def test_nightly_rollup_is_held_exactly_once_however_often_the_scheduler_starts(scheduler):
+    for _ in range(4):  # four scheduler starts
+        sync_schedule(scheduler)
+    nightly = [job for job in scheduler.get_jobs() if job.func_name == "jobs.analytics.aggregate_daily_stats"]
+    assert len(nightly) == 1
+    assert nightly[0].meta["cron_string"] == "15 0 * * *" and nightly[0].meta["use_local_timezone"] is True
