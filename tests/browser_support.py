@@ -7,6 +7,7 @@ browser tests are skipped locally and fail in CI (``CI`` set), where it is insta
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,14 @@ def require_chromium() -> None:
         f"Chromium not found at {CHROMIUM} (install Debian's 'chromium' or set CHROMIUM_PATH); browser tests skipped",
         allow_module_level=True,
     )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """One headless Chromium per test module (import this fixture into the module)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

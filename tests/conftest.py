@@ -19,6 +19,8 @@ from sqlalchemy import create_engine, text
 
 from tutor.config import normalize_database_url
 
+pytest_plugins = ["tests.browser_support"]  # the `browser` fixture of the browser tests
+
 TEST_CONFIG = {
     "TESTING": True,
     "BUILTIN_CHUNK_DELAY": 0,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser_support import require_chromium
 from tests.conftest import TEST_CONFIG
 from tutor.embed import make_token
 
@@ -96,14 +96,6 @@ def _wait_for_worker(worker: subprocess.Popen, log, redis_url: str) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError("worker.py did not register with Redis within 30 s")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with playwright_sync.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

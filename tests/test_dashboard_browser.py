@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from dashboard.data import analytics_today
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser_support import require_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_MS = 20_000
@@ -48,14 +48,6 @@ def live_server(app) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with playwright_sync.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
