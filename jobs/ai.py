@@ -31,6 +31,17 @@ def reply_job_id(reply_id: int) -> str:
     return f"reply-{reply_id}"
 
 
+def reply_job_status(reply_id: int) -> str | None:
+    """The RQ status of the reply's job, or None when Redis holds no such job."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        return Job.fetch(reply_job_id(reply_id), connection=redis_ext.conn).get_status()
+    except NoSuchJobError:
+        return None
+
+
 def retry_policy() -> Retry:
     delays = [int(x) for x in str(current_app.config.get("AI_RETRY_DELAYS", "2,10,30")).split(",") if x.strip()]
     return Retry(max=len(delays), interval=delays)

@@ -72,11 +72,7 @@ def sweep_outbox(now: datetime | None = None) -> list[int]:
     starts, is what gets the reply answered. Job ids are derived (``reply-<id>``), so a
     reply is never enqueued twice.
     """
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from jobs.ai import enqueue_reply, reply_job_id
-    from tutor.extensions import redis_ext
+    from jobs.ai import enqueue_reply, reply_job_status
 
     now = now or datetime.now(UTC)
     ids = (
@@ -90,11 +86,7 @@ def sweep_outbox(now: datetime | None = None) -> list[int]:
     db.session.commit()
     enqueued = []
     for reply_id in ids:
-        try:
-            status = Job.fetch(reply_job_id(reply_id), connection=redis_ext.conn).get_status()
-        except NoSuchJobError:
-            status = None
-        if status in {"queued", "started", "scheduled", "deferred"}:
+        if reply_job_status(reply_id) in {"queued", "started", "scheduled", "deferred"}:
             continue  # a job is on its way (a retry waiting for its delay counts)
         enqueue_reply(reply_id)
         enqueued.append(reply_id)
@@ -105,10 +97,7 @@ def sweep_outbox(now: datetime | None = None) -> list[int]:
 
 def recover_stale_replies(now: datetime | None = None) -> dict[str, list[int]]:
     """Replies stuck in ``streaming`` past their job timeout: retried, or failed after the last try."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from jobs.ai import JOB_TIMEOUT_S, enqueue_reply, reply_job_id, retry_policy
+    from jobs.ai import JOB_TIMEOUT_S, enqueue_reply, reply_job_status, retry_policy
     from tutor import streams
     from tutor.extensions import redis_ext
 
@@ -123,11 +112,8 @@ def recover_stale_replies(now: datetime | None = None) -> dict[str, list[int]]:
     ).all()
     result: dict[str, list[int]] = {"retried": [], "failed": []}
     for reply_id, attempts in rows:
-        try:
-            if Job.fetch(reply_job_id(reply_id), connection=redis_ext.conn).get_status() == "started":
-                continue  # RQ still has a live worker on it
-        except NoSuchJobError:
-            pass
+        if reply_job_status(reply_id) == "started":
+            continue  # RQ still has a live worker on it
         if attempts < max_attempts:
             db.session.execute(
                 text("UPDATE messages SET status = 'queued' WHERE id = :i AND status = 'streaming'"), {"i": reply_id}

@@ -24,14 +24,25 @@ class Limit:
         return cls(int(match.group(1)), int(match.group(2) or 1) * PERIODS[match.group(3)])
 
 
+def _bucket(key: str, limit: Limit) -> str:
+    return f"aitutor:rl:{key}:{int(time.time()) // limit.seconds}"
+
+
+def _wait(limit: Limit) -> int:
+    return limit.seconds - int(time.time()) % limit.seconds
+
+
 def hit(redis: Redis, key: str, limit: Limit) -> int:
     """Count one event; return 0 if allowed, else the seconds until the window resets."""
-    window = int(time.time()) // limit.seconds
-    bucket = f"aitutor:rl:{key}:{window}"
+    bucket = _bucket(key, limit)
     pipe = redis.pipeline()
     pipe.incr(bucket)
     pipe.expire(bucket, limit.seconds + 1)
     count = pipe.execute()[0]
-    if count > limit.count:
-        return limit.seconds - int(time.time()) % limit.seconds
-    return 0
+    return _wait(limit) if count > limit.count else 0
+
+
+def peek(redis: Redis, key: str, limit: Limit) -> int:
+    """Like :func:`hit` for a limit already used up, without counting an event."""
+    count = int(redis.get(_bucket(key, limit)) or 0)
+    return _wait(limit) if count >= limit.count else 0

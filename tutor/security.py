@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .ratelimit import Limit, hit
+from .ratelimit import Limit, hit, peek
 
 STRICT = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
 ADMIN = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
@@ -44,8 +44,8 @@ def login_throttled(email: str) -> int:
     try:
         redis = redis_ext.conn
         waits = [
-            _peek(redis, f"login:acct:{account}", LOGIN_LIMIT_ACCOUNT),
-            _peek(redis, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS),
+            peek(redis, f"login:acct:{account}", LOGIN_LIMIT_ACCOUNT),
+            peek(redis, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS),
         ]
     except Exception:  # noqa: BLE001 - Redis down: do not lock everybody out
         return 0
@@ -60,14 +60,6 @@ def record_failed_login(email: str) -> None:
         hit(redis_ext.conn, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS)
     except Exception:  # noqa: BLE001
         current_app.logger.warning("could not record a failed login (Redis down?)")
-
-
-def _peek(redis, key: str, limit: Limit) -> int:
-    import time
-
-    window = int(time.time()) // limit.seconds
-    count = int(redis.get(f"aitutor:rl:{key}:{window}") or 0)
-    return limit.seconds - int(time.time()) % limit.seconds if count >= limit.count else 0
 
 
 def init_app(app: Flask) -> None:
