@@ -13,8 +13,8 @@ Then:
 2. One day, side by side, for ``--days-measured`` recent full days, ``--repeat`` rounds: the
    single SQL statement (sessions, distinct students, durations, ratings, top-10 topics,
    message counts, latency percentiles and failures for that local day, GROUP BY day) against
-   ``rollup_chunk(day, day)``, which reads that day's rows, aggregates them with pandas and
-   writes ``daily_stats`` and the four rollup tables in one transaction. The order within a
+   ``rollup_chunk(day, day)``, which reads that day's rows (binary COPY), aggregates them with
+   numpy/pandas and writes ``daily_stats`` and the four rollup tables in one transaction. The order within a
    round alternates so load changes hit both alike. ``rewrite`` runs the rollup on a day that
    is already rolled up (the nightly recomputation of the day before); ``fresh`` deletes the
    day's rollup rows first, like the first rollup of yesterday. Both VACUUM the rollup tables
@@ -41,7 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ROLLUP_TABLES = ("rollup_daily", "rollup_student_day", "rollup_topic_day", "rollup_hour")
+ROLLUP_TABLES = ("rollup_daily", "rollup_students", "rollup_topics", "rollup_hours")
 
 # The same daily_stats figures in one statement: what a plain SQL rollup of a day would run.
 BASELINE_SQL = """

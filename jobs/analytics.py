@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,18 +103,20 @@ _DAILY_UPSERT = """
         ai_latency_p95_ms = EXCLUDED.ai_latency_p95_ms,
         ai_failures = EXCLUDED.ai_failures
 """
-_ROLLUP_COLUMNS = {
-    "rollup_daily": [
-        "date", "subject", "grade_level", "sessions", "duration_sum", "duration_count", "rating_sum",
-        "rating_count", "student_messages", "tutor_replies_done", "tutor_replies_failed",
-        "answer_revealed_count", "answer_checked_count", "latency_count", "latency_sum_ms", "latency_hist",
-    ],
-    "rollup_student_day": [
-        "date", "student_id", "subject", "grade_level", "sessions", "duration_sum", "duration_count",
-        "rating_sum", "rating_count",
-    ],
-    "rollup_topic_day": ["date", "subject", "grade_level", "topic", "sessions"],
-    "rollup_hour": ["date", "subject", "grade_level", "hour", "weekday", "sessions"],
+#: Column -> PostgreSQL type of what ``_write`` sends (binary COPY must match the table exactly).
+_ROLLUP_COLUMNS: dict[str, dict[str, str]] = {
+    "rollup_daily": {
+        "date": "date", "subject": "text", "grade_level": "int2", "sessions": "int4", "duration_sum": "int8",
+        "duration_count": "int4", "rating_sum": "int4", "rating_count": "int4", "student_messages": "int4",
+        "tutor_replies_done": "int4", "tutor_replies_failed": "int4", "answer_revealed_count": "int4",
+        "answer_checked_count": "int4", "latency_count": "int4", "latency_sum_ms": "int8", "latency_hist": "int4[]",
+    },
+    "rollup_students": {
+        "date": "date", "subject": "text", "grade_level": "int2", "student_ids": "int4[]", "sessions": "int4[]",
+        "duration_sums": "int8[]", "duration_counts": "int4[]", "rating_sums": "int4[]", "rating_counts": "int4[]",
+    },
+    "rollup_topics": {"date": "date", "subject": "text", "grade_level": "int2", "topics": "varchar[]", "sessions": "int4[]"},
+    "rollup_hours": {"date": "date", "subject": "text", "grade_level": "int2", "weekday": "int2", "sessions": "int4[]"},
 }  # fmt: skip
 
 
@@ -261,75 +264,156 @@ def rollup_chunk(first: date, last: date, tz: str | ZoneInfo | None = None) -> C
             _write(cur, out, first, last)
         finally:
             cur.close()
-    return ChunkResult(days, len(src.sessions), len(src.topics), len(src.messages))
+    return ChunkResult(days, *src.counts)
 
 
 # -- reading ------------------------------------------------------------------------------------
 #
-# Two reads per chunk, each an index range scan on created_at, run at the same time on two
-# connections:
-# - the sessions started on the chunk's days with their student's grade, one row per topic;
-# - the messages sent on those days that count somewhere (student messages, finished or failed
-#   replies) with their session's subject and student's grade (a hash join with the same
-#   range of sessions), or the session's id when it started earlier (then looked up by id).
-# Each row carries what its figures are keyed by, so the two reads need not agree on anything.
+# Three reads per chunk, each an index range scan on created_at:
+# - the sessions started on the chunk's days, with their student's grade;
+# - the topics of those sessions (an index lookup per session);
+# - at the same time, on a second connection, the messages sent on those days that count somewhere (student messages, finished or failed
+#   replies), with their session's id; messages of sessions that started before the chunk look
+#   their session up by id afterwards.
+# Rows come out of PostgreSQL as binary COPY with every column fixed-width and non-null (text
+# becomes a code into a known list of names, NULL a -1), so numpy reads them in place: no
+# per-row parsing in Python. numpy then joins messages and topics to their sessions by id.
 
-_SESSIONS_SQL = """
-    SELECT s.created_at, s.student_id, u.grade_level, s.subject, s.duration_seconds, s.satisfaction, t.topic, t.n
-    FROM sessions s
-    LEFT JOIN users u ON u.id = s.student_id
-    LEFT JOIN LATERAL (
-        SELECT st.topic, row_number() OVER () AS n FROM session_topics st WHERE st.session_id = s.id OFFSET 0
-    ) t ON true
+_SESSIONS_SQL = f"""
+    SELECT s.id, s.created_at, s.student_id, COALESCE(u.grade_level, {UNKNOWN_GRADE})::int4,
+           COALESCE(array_position(%(subjects)s::text[], s.subject::text), 0)::int4,
+           COALESCE(s.duration_seconds, -1)::int4, COALESCE(s.satisfaction, -1)::int4
+    FROM sessions s LEFT JOIN users u ON u.id = s.student_id
     WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
 """
-# (OFFSET 0 keeps the lateral subquery a per-session index lookup; flattened into a join, the
-# planner may choose a full scan of session_topics. ``n`` = 1 or null marks a session's first row.)
+_TOPICS_SQL = """
+    SELECT s.id, COALESCE(array_position(%(topics)s::text[], t.topic::text), 0)::int4
+    FROM sessions s JOIN session_topics t ON t.session_id = s.id
+    WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
+"""
+# kind: 0 student message, 1 finished reply, 2 failed reply; revealed: -1 unknown, 0 no, 1 yes
 _MESSAGES_SQL = """
-    SELECT {created_at} m.role, m.status, m.latency_ms, m.answer_revealed::int AS answer_revealed,
-           s.subject, s.grade_level, CASE WHEN s.subject IS NULL THEN m.session_id END AS other
+    SELECT m.session_id, {created_at}
+           ((CASE WHEN m.role = 'student' THEN 0 WHEN m.status = 'done' THEN 1 ELSE 2 END) * 4
+            + COALESCE(m.answer_revealed::int, -1) + 1)::int4,
+           COALESCE(m.latency_ms, -1)::int4
     FROM messages m
-    LEFT JOIN (
-        SELECT s.id, s.subject, u.grade_level
-        FROM sessions s LEFT JOIN users u ON u.id = s.student_id
-        WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
-    ) s ON s.id = m.session_id
     WHERE m.created_at >= %(start)s AND m.created_at < %(end)s
       AND (m.role = 'student' OR m.status IN ('done', 'failed'))
 """
-_OTHER_SESSIONS_SQL = """
-    SELECT s.id::text, s.subject, u.grade_level
+# Names missing from the known lists (a subject or topic first seen), and sessions that started
+# before the chunk: few rows, read as text.
+_NEW_SUBJECTS_SQL = """
+    SELECT DISTINCT s.subject::text FROM sessions s
+    WHERE s.created_at >= %(start)s AND s.created_at < %(end)s AND s.subject::text <> ALL(%(subjects)s::text[])
+"""
+_NEW_TOPICS_SQL = """
+    SELECT DISTINCT t.topic::text FROM sessions s JOIN session_topics t ON t.session_id = s.id
+    WHERE s.created_at >= %(start)s AND s.created_at < %(end)s AND t.topic::text <> ALL(%(topics)s::text[])
+"""
+_OTHER_SESSIONS_SQL = f"""
+    SELECT s.id::text, s.subject::text, COALESCE(u.grade_level, {UNKNOWN_GRADE})
     FROM sessions s LEFT JOIN users u ON u.id = s.student_id
     WHERE s.id = ANY(%s::uuid[])
 """
 
-
-@dataclass
-class _Source:
-    """The rows of a chunk's days. Every frame has ``day`` (0 = the chunk's first day) and the
-    codes ``s`` (into ``subjects``) and ``g`` (into ``grades``) of its session's subject and
-    its student's grade."""
-
-    subjects: np.ndarray
-    grades: np.ndarray
-    sessions: pd.DataFrame  # + student_id, hour, duration_seconds, satisfaction
-    topics: pd.DataFrame  # + topic
-    messages: pd.DataFrame  # + role, status, latency_ms, answer_revealed
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC), in which binary COPY
+#: sends timestamps.
+_PG_EPOCH_US = 946_684_800_000_000
+_US_PER_DAY = 86_400_000_000
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-def _copy_out(cur: Any, sql: str, params: dict[str, Any], dtype: dict[str, Any]) -> pd.DataFrame:
+class _Names:
+    """A growing list of names (subjects or topics) sent to SQL, which answers with positions."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.lock = threading.Lock()
+
+    def learn(self, names: list[str]) -> None:
+        with self.lock:
+            self.names.extend(n for n in dict.fromkeys(names) if n not in self.names)
+
+    def array(self) -> np.ndarray:
+        """Code -> name: code 0 is "not in the list" (None)."""
+        return np.array([None, *self.names], dtype=object)
+
+
+_SUBJECTS, _TOPICS = _Names(), _Names()
+
+
+def _learn_curriculum() -> None:
+    """Start the name lists with the curriculum's subjects and topics (what sessions mostly hold)."""
+    if _SUBJECTS.names:
+        return
+    try:
+        from tutor.curriculum import get_curriculum
+
+        subjects = get_curriculum().subjects.values()
+    except Exception:  # the rollup must not depend on the curriculum files; names are learnt anyway
+        log.warning("curriculum not loaded: subject and topic names are learnt from the data", exc_info=True)
+        return
+    _SUBJECTS.learn([s.id for s in subjects])
+    _TOPICS.learn([topic.id for s in subjects for topic in s.topics])
+
+
+def _copy_binary(cur: Any, sql: str, params: dict[str, Any], fields: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """Rows of ``sql`` as one numpy array per column, through ``COPY ... (FORMAT binary)``.
+
+    ``fields`` names each column with its numpy dtype (big-endian, as PostgreSQL sends them:
+    ``V16`` for a uuid, ``>i8`` for a timestamp, ``>i4`` for an int4). Every column must be
+    fixed-width and never NULL, so each row has the same layout and numpy maps the buffer as
+    it is; anything else is an error, not a silent misread.
+    """
     buf = io.BytesIO()
-    cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
-    buf.seek(0)
-    return pd.read_csv(buf, dtype=dtype, keep_default_na=False, na_values=[""])
+    cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT binary)", buf)
+    data = buf.getbuffer()
+    if bytes(data[:11]) != _COPY_SIGNATURE:
+        raise RuntimeError("unexpected COPY output: not PostgreSQL's binary format")
+    start = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, header extension
+    layout = [("n", ">i2")]
+    for name, dtype in fields:
+        layout += [(f"{name}_len", ">i4"), (name, dtype)]
+    row = np.dtype(layout)
+    body = len(data) - start - 2  # the trailer is one int16 (-1)
+    if body % row.itemsize:
+        raise RuntimeError("unexpected COPY output: rows are not the expected fixed width (a NULL?)")
+    rows = np.frombuffer(data, row, body // row.itemsize, start)
+    if len(rows) and (
+        (rows["n"] != len(fields)).any()
+        or any((rows[f"{name}_len"] != np.dtype(dtype).itemsize).any() for name, dtype in fields)
+    ):
+        raise RuntimeError("unexpected COPY output: a column is not the expected type (a NULL?)")
+    return {name: rows[name] for name, _ in fields}
 
 
-def _local(created_at: pd.Series, zone: ZoneInfo, first_day: int) -> tuple[np.ndarray, np.ndarray]:
-    """Local day (0 = ``first_day``, in days since 1970) and hour of each timestamp."""
-    stamps = pd.to_datetime(created_at, format="ISO8601", utc=True).dt.tz_convert(zone).dt.tz_localize(None).to_numpy()
-    midnight = stamps.astype("datetime64[D]")
-    hour = (stamps - midnight).astype("timedelta64[h]").astype(np.int64)
-    return midnight.astype(np.int64) - first_day, hour
+def _uuid_keys(ids: np.ndarray) -> np.ndarray:
+    """A uint64 key per 16-byte uuid (its two halves mixed); equal uuids have equal keys."""
+    halves = np.ascontiguousarray(ids).view(">u8").reshape(-1, 2).astype(np.uint64)
+    return halves[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ halves[:, 1]
+
+
+def _lookup(session_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each uuid of ``wanted``, its row in ``session_ids`` (unique uuids), or -1."""
+    keys = pd.Index(_uuid_keys(session_ids))
+    if keys.is_unique:
+        at = keys.get_indexer(_uuid_keys(wanted))
+        found = at >= 0
+        if (session_ids[at[found]] == wanted[found]).all():  # a key clash would show here
+            return at
+    where = {bytes(u): i for i, u in enumerate(session_ids)}  # exact (and slower) fallback
+    return np.array([where.get(bytes(u), -1) for u in wanted], dtype=np.int64)
+
+
+def _local(micros: np.ndarray, zone: ZoneInfo, first_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local day (0 = ``first_day``, in days since 1970) and hour of PostgreSQL timestamps."""
+    utc_us = micros.astype(np.int64) + _PG_EPOCH_US
+    if zone.key != "UTC":
+        stamps = pd.DatetimeIndex(utc_us.astype("datetime64[us]"), tz="UTC").tz_convert(zone).tz_localize(None)
+        utc_us = stamps.to_numpy().astype("datetime64[us]").astype(np.int64)
+    day = utc_us // _US_PER_DAY
+    return day - first_day, (utc_us - day * _US_PER_DAY) // 3_600_000_000
 
 
 def _exact(day: date, zone: ZoneInfo) -> bool:
@@ -338,71 +422,147 @@ def _exact(day: date, zone: ZoneInfo) -> bool:
     return start.astimezone(zone).date() == day and (end - timedelta(microseconds=1)).astimezone(zone).date() == day
 
 
-_KEY_DTYPES = {"subject": object, "grade_level": np.float64}
+@dataclass
+class _Source:
+    """The rows of a chunk's days, one numpy array per column. ``day`` counts from the chunk's
+    first day; ``s`` and ``g`` are codes into ``subjects`` and ``grades`` (the session's
+    subject and its student's grade)."""
+
+    subjects: np.ndarray
+    grades: np.ndarray
+    sessions: dict[str, np.ndarray]  # day, hour, s, g, student_id, duration (-1: none), rating (-1: none)
+    topics: dict[str, np.ndarray]  # day, s, g, topic (code into topic_names)
+    topic_names: np.ndarray
+    messages: dict[
+        str, np.ndarray
+    ]  # day, s, g, kind (0 student, 1 done, 2 failed), revealed (-1/0/1), latency_ms (-1: none)
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return tuple(len(part["day"]) for part in (self.sessions, self.topics, self.messages))
+
+
+_UUID, _TS, _I4 = "V16", ">i8", ">i4"
 
 
 def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any) -> _Source:
     first_day, n_days = (days[0] - _EPOCH).days, len(days)
-    bounds = {"start": local_day_bounds(days[0], zone)[0], "end": local_day_bounds(days[-1], zone)[1]}
+    params = {"start": local_day_bounds(days[0], zone)[0], "end": local_day_bounds(days[-1], zone)[1]}
     one_exact_day = n_days == 1 and _exact(days[0], zone)
 
-    def read_messages() -> pd.DataFrame:
+    def new_names(sql: str, known: _Names, key: str) -> None:
+        cur.execute(sql, params | {key: known.names})
+        known.learn(sorted(row[0] for row in cur.fetchall()))
+
+    def on_side_connection(read: Any) -> Any:
         with engine.connect() as conn:
             side = conn.connection.dbapi_connection.cursor()
             try:
-                return _copy_out(
-                    side,
-                    _MESSAGES_SQL.format(created_at="" if one_exact_day else "m.created_at,"),
-                    bounds,
-                    _KEY_DTYPES
-                    | {"created_at": object, "role": object, "status": object, "other": object}
-                    | {"latency_ms": np.float64, "answer_revealed": np.float64},
-                )
+                return read(side)
             finally:
                 side.close()
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-read") as pool:
-        pending = pool.submit(read_messages)
-        rows = _copy_out(
+    def read_messages(side: Any) -> dict[str, np.ndarray]:
+        fields = [("session_id", _UUID)] + ([] if one_exact_day else [("created_at", _TS)])
+        return _copy_binary(
+            side,
+            _MESSAGES_SQL.format(created_at="" if one_exact_day else "m.created_at,"),
+            params,
+            fields + [("code", _I4), ("latency_ms", _I4)],
+        )
+
+    def read_topics(side: Any) -> dict[str, np.ndarray]:
+        return _copy_binary(side, _TOPICS_SQL, params | {"topics": _TOPICS.names}, [("id", _UUID), ("topic", _I4)])
+
+    def read_sessions() -> dict[str, np.ndarray]:
+        return _copy_binary(
             cur,
             _SESSIONS_SQL,
-            bounds,
-            _KEY_DTYPES
-            | {"created_at": object, "student_id": np.int64, "topic": object, "n": np.float64}
-            | {"duration_seconds": np.float64, "satisfaction": np.float64},
+            params | {"subjects": _SUBJECTS.names},
+            [("id", _UUID), ("created_at", _TS), ("student_id", _I4), ("grade", _I4)]
+            + [("subject", _I4), ("duration", _I4), ("rating", _I4)],
         )
-        rows["day"], rows["hour"] = _local(rows.pop("created_at"), zone, first_day)
-        messages = pending.result()
-    n = rows.pop("n").to_numpy()
-    in_days = ((rows["day"] >= 0) & (rows["day"] < n_days)).to_numpy()
-    sessions = rows.loc[in_days & (np.isnan(n) | (n == 1))].drop(columns="topic")
-    topics = rows.loc[in_days & ~np.isnan(n), ["day", "subject", "grade_level", "topic"]]
 
-    if one_exact_day:
-        messages["day"] = 0
+    _learn_curriculum()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-read") as pool:
+        pending_m = pool.submit(on_side_connection, read_messages)
+        s = read_sessions()
+        t = read_topics(cur)
+        m = pending_m.result()
+    for _ in range(3):  # a subject or topic first seen: learn its name and read again
+        if (s["subject"] > 0).all() and (t["topic"] > 0).all():
+            break
+        new_names(_NEW_SUBJECTS_SQL, _SUBJECTS, "subjects")
+        new_names(_NEW_TOPICS_SQL, _TOPICS, "topics")
+        s, t = read_sessions(), read_topics(cur)
     else:
-        messages["day"], _ = _local(messages.pop("created_at"), zone, first_day)
-        messages = messages[((messages["day"] >= 0) & (messages["day"] < n_days)).to_numpy()].copy()
-    other = messages["other"].notna().to_numpy()
-    if other.any():  # sessions that started before the chunk
-        ids = messages["other"].to_numpy()[other]
-        cur.execute(_OTHER_SESSIONS_SQL, (list(pd.unique(ids)),))
-        found = pd.DataFrame(cur.fetchall(), columns=["id", "subject", "grade_level"]).set_index("id")
-        messages.loc[other, "subject"] = found["subject"].reindex(ids).to_numpy()
-        messages.loc[other, "grade_level"] = found["grade_level"].astype(float).reindex(ids).to_numpy()
-        messages = messages[messages["subject"].notna().to_numpy()]  # (deleted since the first read)
-    messages = messages.drop(columns="other")
+        raise RuntimeError("subjects or topics keep changing while the rollup reads them")
 
-    frames = (sessions, topics, messages)
-    s_codes, subjects = pd.factorize(np.concatenate([f["subject"].to_numpy(object) for f in frames]))
-    grade = np.concatenate([f["grade_level"].to_numpy(np.float64) for f in frames])
-    g_codes, grades = pd.factorize(np.where(np.isnan(grade), UNKNOWN_GRADE, grade).astype(np.int64))
-    at = np.cumsum([0] + [len(f) for f in frames])
-    out = [
-        f.drop(columns=["subject", "grade_level"]).assign(s=s_codes[at[i] : at[i + 1]], g=g_codes[at[i] : at[i + 1]])
-        for i, f in enumerate(frames)
-    ]
-    return _Source(np.asarray(subjects, dtype=object), np.asarray(grades, np.int64), *out)
+    s_day, s_hour = _local(s["created_at"], zone, first_day)
+    in_days = (s_day >= 0) & (s_day < n_days)
+    s_subject, s_grade = s["subject"].astype(np.int64), s["grade"].astype(np.int64)
+
+    t_at = _lookup(s["id"], t["id"])
+    t_keep = t_at >= 0
+    t_keep[t_keep] = in_days[t_at[t_keep]]
+    t_row = t_at[t_keep]
+
+    m_day = np.zeros(len(m["code"]), np.int64)
+    if not one_exact_day:
+        m_day, _ = _local(m["created_at"], zone, first_day)
+    m_keep = (m_day >= 0) & (m_day < n_days)
+    m_row = _lookup(s["id"], m["session_id"])
+    ours = m_row >= 0
+    m_subject = np.where(ours, s_subject[np.maximum(m_row, 0)] if len(s_subject) else 0, 0)
+    m_grade = np.where(ours, s_grade[np.maximum(m_row, 0)] if len(s_grade) else 0, UNKNOWN_GRADE)
+    other = ~ours & m_keep
+    if other.any():  # sessions that started before the chunk
+        ids, back = np.unique(m["session_id"][other], return_inverse=True)
+        cur.execute(_OTHER_SESSIONS_SQL, ([str(uuid.UUID(bytes=bytes(u))) for u in ids],))
+        found = {uuid.UUID(i).bytes: (subject, grade) for i, subject, grade in cur.fetchall()}
+        _SUBJECTS.learn(sorted({subject for subject, _ in found.values()}))
+        code = {name: i + 1 for i, name in enumerate(_SUBJECTS.names)}
+        looked_up = [found.get(bytes(u), (None, UNKNOWN_GRADE)) for u in ids]
+        m_subject[other] = np.array([code.get(name, 0) for name, _ in looked_up], np.int64)[back.ravel()]
+        m_grade[other] = np.array([grade for _, grade in looked_up], np.int64)[back.ravel()]
+    m_keep &= m_subject > 0  # (a session deleted since its messages were read)
+
+    # Codes into this chunk's subjects and grades only, so that rollup keys stay small.
+    parts_s = [s_subject[in_days], s_subject[t_row], m_subject[m_keep]]
+    parts_g = [s_grade[in_days], s_grade[t_row], m_grade[m_keep]]
+    used_s, s_codes = np.unique(np.concatenate(parts_s), return_inverse=True)
+    used_g, g_codes = np.unique(np.concatenate(parts_g), return_inverse=True)
+    s_codes, g_codes = s_codes.ravel(), g_codes.ravel()
+    cut = np.cumsum([0] + [len(p) for p in parts_s])
+    code = m["code"][m_keep].astype(np.int64)
+    return _Source(
+        subjects=_SUBJECTS.array()[used_s],
+        grades=used_g,
+        sessions={
+            "day": s_day[in_days],
+            "hour": s_hour[in_days],
+            "s": s_codes[: cut[1]],
+            "g": g_codes[: cut[1]],
+            "student_id": s["student_id"][in_days].astype(np.int64),
+            "duration": s["duration"][in_days].astype(np.int64),
+            "rating": s["rating"][in_days].astype(np.int64),
+        },
+        topics={
+            "day": s_day[t_row],
+            "s": s_codes[cut[1] : cut[2]],
+            "g": g_codes[cut[1] : cut[2]],
+            "topic": t["topic"][t_keep].astype(np.int64),
+        },
+        topic_names=_TOPICS.array(),
+        messages={
+            "day": m_day[m_keep],
+            "s": s_codes[cut[2] :],
+            "g": g_codes[cut[2] :],
+            "kind": code // 4,
+            "revealed": code % 4 - 1,
+            "latency_ms": m["latency_ms"][m_keep].astype(np.int64),
+        },
+    )
 
 
 # -- aggregating --------------------------------------------------------------------------------
@@ -422,22 +582,29 @@ class _Keys:
     def size(self) -> int:
         return self.n_days * len(self.subjects) * len(self.grades)
 
-    def of(self, frame: pd.DataFrame) -> np.ndarray:
-        day, s, g = (frame[c].to_numpy().astype(np.int64) for c in ("day", "s", "g"))
+    def of(self, part: dict[str, np.ndarray]) -> np.ndarray:
+        day, s, g = (part[c].astype(np.int64) for c in ("day", "s", "g"))
         return (day * len(self.subjects) + s) * len(self.grades) + g
 
-    def frame(self, key: np.ndarray) -> pd.DataFrame:
+    def rows(self, key: np.ndarray) -> dict[str, Any]:
+        """Rollup rows for ``key``: one array (or list) per column, starting with day, subject, grade."""
         n_subjects, n_grades = len(self.subjects), len(self.grades)
-        return pd.DataFrame(
-            {
-                "day": key // (n_subjects * n_grades),
-                "subject": self.subjects[(key // n_grades) % n_subjects],
-                "grade_level": self.grades[key % n_grades],
-            }
-        )
+        return {
+            "day": key // (n_subjects * n_grades),
+            "subject": self.subjects[(key // n_grades) % n_subjects],
+            "grade_level": self.grades[key % n_grades],
+        }
 
 
-def _aggregate(src: _Source, days: list[date]) -> dict[str, pd.DataFrame]:
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The distinct values of sorted ``keys`` and the ``(start, end)`` of each one's run."""
+    group_keys, starts = np.unique(keys, return_index=True)
+    ends = [*starts[1:].tolist(), len(keys)][: len(starts)]
+    return group_keys, list(zip(starts.tolist(), ends, strict=True))
+
+
+def _aggregate(src: _Source, days: list[date]) -> dict[str, Any]:
+    """``daily_stats`` as a DataFrame (a row per day) and each rollup table's rows (see ``_Keys.rows``)."""
     n_days = len(days)
     keys = _Keys(
         n_days,
@@ -450,9 +617,9 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, pd.DataFrame]:
         return np.bincount(key, weights, minlength=size).astype(np.int64)
 
     # sessions
-    s_key, s_day = keys.of(src.sessions), src.sessions["day"].to_numpy()
-    duration, rating = src.sessions["duration_seconds"].to_numpy(), src.sessions["satisfaction"].to_numpy()
-    has_duration, has_rating = ~np.isnan(duration), ~np.isnan(rating)
+    s_key, s_day = keys.of(src.sessions), src.sessions["day"]
+    duration, rating = src.sessions["duration"], src.sessions["rating"]
+    has_duration, has_rating = duration >= 0, rating >= 0
     figures = {
         "sessions": count(s_key),
         "duration_sum": count(s_key, np.where(has_duration, duration, 0)),
@@ -462,18 +629,17 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, pd.DataFrame]:
     }
     # messages
     m = src.messages
-    role, status = m["role"].to_numpy(), m["status"].to_numpy()
-    latency, revealed = m["latency_ms"].to_numpy(), m["answer_revealed"].to_numpy()
-    m_key, m_day = keys.of(m), m["day"].to_numpy()
-    tutor = role == "tutor"
-    done, failed = tutor & (status == "done"), tutor & (status == "failed")
-    timed = done & ~np.isnan(latency)
+    kind, latency, revealed = m["kind"], m["latency_ms"], m["revealed"]
+    m_key, m_day = keys.of(m), m["day"]
+    tutor = kind > 0
+    done, failed = kind == 1, kind == 2
+    timed = done & (latency >= 0)
     figures |= {
-        "student_messages": count(m_key, role == "student"),
+        "student_messages": count(m_key, kind == 0),
         "tutor_replies_done": count(m_key, done),
         "tutor_replies_failed": count(m_key, failed),
         "answer_revealed_count": count(m_key, tutor & (revealed == 1)),
-        "answer_checked_count": count(m_key, tutor & ~np.isnan(revealed)),
+        "answer_checked_count": count(m_key, tutor & (revealed >= 0)),
         "latency_count": count(m_key, timed),
         "latency_sum_ms": count(m_key, np.where(timed, latency, 0)),
     }
@@ -485,15 +651,17 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, pd.DataFrame]:
         row_of_key[m_key[timed]] * LATENCY_BUCKETS + latency_bucket(latency[timed]),
         minlength=len(present) * LATENCY_BUCKETS,
     ).reshape(len(present), LATENCY_BUCKETS)
-    rollup_daily = keys.frame(present)
+    rollup_daily = keys.rows(present)
     for i, name in enumerate(figures):
         rollup_daily[name] = table[present, i]
-    rollup_daily["latency_hist"] = ["{" + ",".join(map(str, h)) + "}" for h in hist.tolist()]
+    rollup_daily["latency_hist"] = list(hist)
 
     # daily_stats: the day's totals of the same figures, plus what does not add up
     per_day = table.reshape(n_days, -1, table.shape[1]).sum(axis=1)
     col = {name: per_day[:, i] for i, name in enumerate(figures)}
-    users = src.sessions.groupby("day")["student_id"].nunique()
+    student_id = src.sessions["student_id"]
+    span = int(student_id.max()) + 1 if len(student_id) else 1
+    users = np.bincount(np.unique(s_day * span + student_id) // span, minlength=n_days)
     with np.errstate(invalid="ignore", divide="ignore"):
         daily = pd.DataFrame(
             {
@@ -501,7 +669,7 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, pd.DataFrame]:
                 "avg_duration": np.where(
                     col["duration_count"] > 0, col["duration_sum"] / col["duration_count"], np.nan
                 ),
-                "total_users": users.reindex(range(n_days), fill_value=0).to_numpy(),
+                "total_users": users,
                 "total_messages": col["student_messages"],
                 "avg_satisfaction": np.where(col["rating_count"] > 0, col["rating_sum"] / col["rating_count"], np.nan),
                 "ai_failures": col["tutor_replies_failed"],
@@ -514,10 +682,10 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, pd.DataFrame]:
     daily["ai_latency_p50_ms"], daily["ai_latency_p95_ms"] = p50, p95
 
     # topics: popular_topics (count desc, then name) and rollup_topic_day
-    topic_of, topic_names = pd.factorize(src.topics["topic"])
-    topic_names = np.asarray(topic_names, dtype=object)
+    used_topics, topic_of = np.unique(src.topics["topic"], return_inverse=True)
+    topic_of, topic_names = topic_of.ravel(), src.topic_names[used_topics]
     n_topics = max(1, len(topic_names))
-    t_day = src.topics["day"].to_numpy()
+    t_day = src.topics["day"]
     by_day = np.bincount(t_day * n_topics + topic_of, minlength=n_days * n_topics).reshape(n_days, n_topics)
     by_name = np.argsort(topic_names.astype(str)) if len(topic_names) else np.array([], np.int64)
     popular = []
@@ -525,56 +693,50 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, pd.DataFrame]:
         top = by_name[np.argsort(-by_day[d, by_name], kind="stable")[:TOP_TOPICS]]  # stable: ties stay by name
         popular.append({str(topic_names[t]): int(by_day[d, t]) for t in top if by_day[d, t] > 0})
     daily["popular_topics"] = popular
-    t_present, t_sessions = np.unique(keys.of(src.topics) * n_topics + topic_of, return_counts=True)
-    topic_day = keys.frame(t_present // n_topics)
-    topic_day["topic"] = topic_names[t_present % n_topics]
-    topic_day["sessions"] = t_sessions
+    rank = np.argsort(by_name) if len(topic_names) else by_name  # topic code -> rank by name
+    t_present, t_sessions = np.unique(keys.of(src.topics) * n_topics + rank[topic_of], return_counts=True)
+    group_keys, bounds = _groups(t_present // n_topics)
+    topics = keys.rows(group_keys)
+    topics["topics"] = [topic_names[by_name[t_present[lo:hi] % n_topics]] for lo, hi in bounds]
+    topics["sessions"] = [t_sessions[lo:hi] for lo, hi in bounds]
 
-    # hours
-    h_present, h_sessions = np.unique(s_key * 24 + src.sessions["hour"].to_numpy(), return_counts=True)
-    hour = keys.frame(h_present // 24)
-    hour["hour"] = h_present % 24
-    hour["weekday"] = (hour["day"] + (days[0] - _EPOCH).days + 3) % 7  # 1970-01-01 was a Thursday (3)
-    hour["sessions"] = h_sessions
+    # hours: 24 counts per day × subject × grade
+    group_keys, s_group = np.unique(s_key, return_inverse=True)
+    per_hour = np.bincount(s_group.ravel() * 24 + src.sessions["hour"], minlength=len(group_keys) * 24)
+    hours = keys.rows(group_keys)
+    hours["weekday"] = (hours["day"] + (days[0] - _EPOCH).days + 3) % 7  # 1970-01-01 was a Thursday (3)
+    hours["sessions"] = list(per_hour.reshape(-1, 24))
 
-    # students: one row per day × student × subject (a student has one grade), in primary key
-    # order (day, student, subject name), which keeps the index inserts together
-    n_subjects = len(keys.subjects)
-    name_rank = np.argsort(np.argsort(keys.subjects.astype(str)))  # subject code -> rank by name
-    student_id, s_code = src.sessions["student_id"].to_numpy(), src.sessions["s"].to_numpy()
-    span = int(student_id.max()) + 1 if len(student_id) else 1
-    sk, first, inverse = np.unique(
-        (s_day * span + student_id) * n_subjects + name_rank[s_code], return_index=True, return_inverse=True
-    )
+    # students: one array element per student (sorted by id) with the student's sums; a student
+    # has one grade, so (day, subject, student) picks one element
+    sk, inverse = np.unique(s_key * span + student_id, return_inverse=True)
+    inverse = inverse.ravel()
     weights = {
         "sessions": None,
-        "duration_sum": np.where(has_duration, duration, 0),
-        "duration_count": has_duration,
-        "rating_sum": np.where(has_rating, rating, 0),
-        "rating_count": has_rating,
+        "duration_sums": np.where(has_duration, duration, 0),
+        "duration_counts": has_duration,
+        "rating_sums": np.where(has_rating, rating, 0),
+        "rating_counts": has_rating,
     }
-    student_day = pd.DataFrame(
-        {
-            "day": sk // (n_subjects * span),
-            "student_id": (sk // n_subjects) % span,
-            "subject": keys.subjects[s_code[first]],
-            "grade_level": keys.grades[src.sessions["g"].to_numpy()[first]],
-        }
-        | {name: np.bincount(inverse, w, minlength=len(sk)).astype(np.int64) for name, w in weights.items()}
-    )
+    sums = {name: np.bincount(inverse, w, minlength=len(sk)).astype(np.int64) for name, w in weights.items()}
+    group_keys, bounds = _groups(sk // span)
+    students = keys.rows(group_keys)
+    students["student_ids"] = [sk[lo:hi] % span for lo, hi in bounds]
+    for name, values in sums.items():
+        students[name] = [values[lo:hi] for lo, hi in bounds]
     return {
         "daily_stats": daily,
         "rollup_daily": rollup_daily,
-        "rollup_student_day": student_day,
-        "rollup_topic_day": topic_day,
-        "rollup_hour": hour,
+        "rollup_students": students,
+        "rollup_topics": topics,
+        "rollup_hours": hours,
     }
 
 
 # -- writing ------------------------------------------------------------------------------------
 
 
-def _write(cur: Any, out: dict[str, pd.DataFrame], first: date, last: date) -> None:
+def _write(cur: Any, out: dict[str, Any], first: date, last: date) -> None:
     from psycopg2.extras import execute_values
 
     daily = out["daily_stats"]
@@ -594,17 +756,63 @@ def _write(cur: Any, out: dict[str, pd.DataFrame], first: date, last: date) -> N
         for d, r in enumerate(daily.itertuples(index=False))
     ]
     execute_values(cur, _DAILY_UPSERT, rows, template="(%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)")
-    dates = np.array([(first + timedelta(days=d)).isoformat() for d in range(len(daily))], dtype=object)
+    cur.execute(";".join(f"DELETE FROM {table} WHERE date BETWEEN %(first)s AND %(last)s" for table in _ROLLUP_COLUMNS),
+                {"first": first, "last": last})  # fmt: skip
+    first_day = (first - _PG_EPOCH_DATE).days
     for table, columns in _ROLLUP_COLUMNS.items():
-        cur.execute(f"DELETE FROM {table} WHERE date BETWEEN %s AND %s", (first, last))
-        frame = out[table]
-        if frame.empty:
+        rows = out[table]
+        if not len(rows["day"]):
             continue
-        frame = frame.assign(date=dates[frame["day"].to_numpy()])
-        buf = io.StringIO()
-        frame[columns].to_csv(buf, index=False, header=False)
-        buf.seek(0)
-        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buf)
+        buf = io.BytesIO(_binary_copy(columns, rows | {"date": rows["day"] + first_day}, len(rows["day"])))
+        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)", buf)
+
+
+_PG_EPOCH_DATE = date(2000, 1, 1)
+_SCALARS = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "date": ">i4"}
+_ARRAYS = {"int4[]": (">i4", 23), "int8[]": (">i8", 20)}  # element type and its oid
+_VARCHAR_OID = 1043
+
+
+def _binary_copy(columns: dict[str, str], values: dict[str, np.ndarray], n: int) -> bytes:
+    """``n`` rows in PostgreSQL's binary COPY format; ``columns`` maps each column to its type.
+
+    Scalars are numpy arrays (``date`` as days since 2000-01-01), ``text`` a sequence of
+    strings, arrays a sequence of 1-D arrays (of integers, or of strings for ``varchar[]``).
+    No NULLs.
+    """
+    fields: list[list[bytes]] = []
+    for name, kind in columns.items():
+        column = values[name]
+        if kind in _SCALARS:
+            dtype = np.dtype(_SCALARS[kind])
+            packed = np.empty(n, [("length", ">i4"), ("value", dtype)])
+            packed["length"], packed["value"] = dtype.itemsize, column
+            raw, width = packed.tobytes(), packed.itemsize
+            fields.append([raw[i * width : (i + 1) * width] for i in range(n)])
+        elif kind == "text":
+            encoded = [str(v).encode() for v in column]
+            fields.append([len(e).to_bytes(4, "big") + e for e in encoded])
+        elif kind == "varchar[]":
+            cells = []
+            for array in column:
+                head = np.array([1, 0, _VARCHAR_OID, len(array), 1] if len(array) else [0, 0, _VARCHAR_OID], ">i4")
+                encoded = [str(v).encode() for v in array]
+                body = head.tobytes() + b"".join(len(e).to_bytes(4, "big") + e for e in encoded)
+                cells.append(len(body).to_bytes(4, "big") + body)
+            fields.append(cells)
+        else:
+            dtype, oid = np.dtype(_ARRAYS[kind][0]), _ARRAYS[kind][1]
+            cells = []
+            for array in column:
+                elements = np.empty(len(array), [("length", ">i4"), ("value", dtype)])
+                elements["length"], elements["value"] = dtype.itemsize, array
+                head = np.array([1, 0, oid, len(array), 1] if len(array) else [0, 0, oid], ">i4").tobytes()
+                body = head + elements.tobytes()
+                cells.append(len(body).to_bytes(4, "big") + body)
+            fields.append(cells)
+    count = len(columns).to_bytes(2, "big")
+    rows = [count + b"".join(row) for row in zip(*fields, strict=True)]
+    return _COPY_SIGNATURE + bytes(8) + b"".join(rows) + b"\xff\xff"
 
 
 def _float(value: Any) -> float | None:

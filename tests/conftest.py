@@ -30,9 +30,9 @@ TEST_CONFIG = {
 }
 TABLES = (
     "rollup_daily",
-    "rollup_student_day",
-    "rollup_topic_day",
-    "rollup_hour",
+    "rollup_students",
+    "rollup_topics",
+    "rollup_hours",
     "daily_stats",
     "session_metrics",
     "session_topics",

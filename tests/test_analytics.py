@@ -501,3 +501,53 @@ def test_rollup_models_match_the_migration(app_ctx):
     ours = [d for d in diff if "rollup_" in repr(d)]
     assert ours == []
     assert set(ROLLUP_TABLES) <= set(db.metadata.tables)
+
+
+def test_subjects_and_topics_outside_the_curriculum(app_ctx, monkeypatch):
+    """The read sends known names as codes; a name first seen is learnt and the day read again."""
+    import jobs.analytics as analytics
+
+    # a process that has never seen these names (and one whose curriculum is already known)
+    monkeypatch.setattr(analytics, "_SUBJECTS", analytics._Names())
+    monkeypatch.setattr(analytics, "_TOPICS", analytics._Names())
+    data = Data()
+    a, b = data.user(grade=9), data.user(grade=None)
+    history = data.session(a, utc(D, 9), subject="history", rating=5, topics=("roman empire", "fractions"))
+    data.exchange(history, utc(D, 9, 5), latency=700)
+    late = data.session(b, utc(D - timedelta(days=1), 23, 50), subject="latin", topics=("declensions",))
+    data.exchange(late, utc(D, 0, 10), latency=900)  # its session started the day before
+    data.session(b, utc(D, 11), subject="mathematics", topics=("fractions",))
+
+    rollup_range(D, D)
+    stats = daily(D)
+    assert (stats.total_sessions, stats.total_users, stats.total_messages) == (2, 2, 2)
+    assert popular_topics_sorted(stats.popular_topics) == [("fractions", 2), ("roman empire", 1)]
+    assert (stats.ai_latency_p50_ms, stats.ai_latency_p95_ms) == (800, 890)
+    by_key = {
+        (r.subject, r.grade_level): (r.sessions, r.student_messages, r.latency_sum_ms)
+        for r in rows("SELECT * FROM rollup_daily WHERE date = :d", d=D)
+    }
+    assert by_key == {
+        ("history", 9): (1, 1, 700),
+        ("latin", UNKNOWN_GRADE): (0, 1, 900),
+        ("mathematics", UNKNOWN_GRADE): (1, 0, 0),
+    }
+    assert "history" in analytics._SUBJECTS.names and "declensions" not in analytics._TOPICS.names
+    topics = rows("SELECT subject, topic, sessions FROM rollup_topic_day WHERE date = :d ORDER BY 1, 2", d=D)
+    assert [tuple(r) for r in topics] == [
+        ("history", "fractions", 1),
+        ("history", "roman empire", 1),
+        ("mathematics", "fractions", 1),
+    ]
+
+
+def test_binary_read_refuses_rows_it_cannot_map(app_ctx):
+    """A NULL or a column of another width would shift every row after it: it is an error instead."""
+    from jobs.analytics import _copy_binary
+
+    cur = db.session.connection().connection.dbapi_connection.cursor()
+    assert _copy_binary(cur, "SELECT 7::int4, 8::int8", {}, [("a", ">i4"), ("b", ">i8")])["b"].tolist() == [8]
+    with pytest.raises(RuntimeError, match="NULL"):
+        _copy_binary(cur, "SELECT x::int4 FROM (VALUES (1), (NULL), (3)) v(x)", {}, [("a", ">i4")])
+    with pytest.raises(RuntimeError, match="NULL"):
+        _copy_binary(cur, "SELECT 1::int2, 2::int2", {}, [("a", ">i4")])

@@ -1,6 +1,7 @@
 """The migrations and the models describe the same schema."""
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -70,8 +71,9 @@ def test_email_unique_case_insensitively(app_ctx):
         conn.execute(text("INSERT INTO users (email) VALUES ('ada@example.ORG')"))
 
 
-def test_migrations_go_down_and_up_again(app, services):
-    """On a scratch database: upgrade to head, downgrade to base, upgrade again."""
+@contextmanager
+def scratch_app(app, services):
+    """An app on a scratch database of its own (dropped afterwards), in an app context."""
     url = make_url(services["DATABASE_URL"])
     name = f"aitutor_mig_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -84,14 +86,80 @@ def test_migrations_go_down_and_up_again(app, services):
 
         scratch = create_app({"SQLALCHEMY_DATABASE_URI": scratch_url, "TESTING": True})
         with scratch.app_context():
-            upgrade()
-            downgrade(revision="base")
-            assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
-            upgrade()
-            assert "daily_stats" in inspect(db.engine).get_table_names()
-            db.engine.dispose()
+            try:
+                yield
+            finally:
+                db.engine.dispose()
         assert app.config["SQLALCHEMY_DATABASE_URI"] == old
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_migrations_go_down_and_up_again(app, services):
+    """On a scratch database: upgrade to head, downgrade to base, upgrade again."""
+    with scratch_app(app, services):
+        upgrade()
+        downgrade(revision="base")
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        upgrade()
+        assert "daily_stats" in inspect(db.engine).get_table_names()
+
+
+# Rows of the one-row-per-value rollup tables of migration 0004 (date, subject, grade, ...).
+OLD_ROLLUPS = {
+    "rollup_student_day": [
+        ("2024-03-05", 3, "mathematics", 7, 2, 1200, 2, 9, 2),
+        ("2024-03-05", 1, "mathematics", 7, 1, 0, 0, 0, 0),
+        ("2024-03-05", 1, "science", 7, 1, 300, 1, 4, 1),
+        ("2024-03-06", 2, "mathematics", -1, 1, 60, 1, 0, 0),
+    ],
+    "rollup_topic_day": [
+        ("2024-03-05", "mathematics", 7, "fractions", 2),
+        ("2024-03-05", "mathematics", 7, "Zebra topic", 1),
+        ("2024-03-05", "mathematics", 7, "algebra", 1),
+        ("2024-03-06", "mathematics", -1, "fractions", 1),
+    ],
+    "rollup_hour": [
+        ("2024-03-05", "mathematics", 7, 0, 1, 2),
+        ("2024-03-05", "mathematics", 7, 23, 1, 1),
+        ("2024-03-05", "science", 7, 9, 1, 1),
+        ("2024-03-06", "mathematics", -1, 12, 2, 1),
+    ],
+}
+
+
+def test_compact_rollups_keep_every_row_through_the_migration(app, services):
+    """0004 -> 0005 packs the rows into arrays; the views of the old names give them back, and
+    0005 -> 0004 unpacks them into tables again."""
+
+    def read_all() -> dict[str, list[tuple]]:
+        with db.engine.connect() as conn:
+            return {
+                table: sorted(tuple(str(v) for v in row) for row in conn.execute(text(f"SELECT * FROM {table}")))
+                for table in OLD_ROLLUPS
+            }
+
+    expected = {table: sorted(tuple(str(v) for v in row) for row in rows) for table, rows in OLD_ROLLUPS.items()}
+    with scratch_app(app, services):
+        upgrade(revision="0004")
+        with db.engine.begin() as conn:
+            for table, rows in OLD_ROLLUPS.items():
+                marks = ", ".join(f":v{i}" for i in range(len(rows[0])))
+                conn.execute(
+                    text(f"INSERT INTO {table} VALUES ({marks})"),
+                    [{f"v{i}": v for i, v in enumerate(row)} for row in rows],
+                )
+        upgrade(revision="0005")
+        assert read_all() == expected
+        with db.engine.connect() as conn:
+            topics = conn.execute(text("SELECT topics, sessions FROM rollup_topics WHERE grade_level = 7")).one()
+            hours = conn.execute(
+                text("SELECT sessions FROM rollup_hours WHERE subject = 'mathematics' AND grade_level = 7")
+            ).scalar_one()
+        assert topics == (["Zebra topic", "algebra", "fractions"], [1, 1, 2])  # by code point, like the job
+        assert len(hours) == 24 and (hours[0], hours[23], sum(hours)) == (2, 1, 3)
+        downgrade(revision="0004")
+        assert read_all() == expected
+        assert {"rollup_student_day", "rollup_topic_day", "rollup_hour"} <= set(inspect(db.engine).get_table_names())

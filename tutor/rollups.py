@@ -3,16 +3,23 @@
 Every table is keyed by a local day (``ANALYTICS_TZ``), the session's ``subject`` and the
 student's ``grade_level`` (read from ``users`` when the day is rolled up; ``UNKNOWN_GRADE`` = -1
 when the student has none), so a dashboard filter on any range of days, subjects and grades is
-a plain ``SUM`` over rows:
+a plain ``SUM`` over rows (or over the elements of their arrays):
 
 * ``rollup_daily``: counts and sums (divide sums by counts for means) and a latency histogram
   per day × subject × grade. Sessions are counted on the day they started; messages on the day
   they were created, with the subject and grade of their session.
-* ``rollup_student_day``: one row per student, day and subject with sessions (and the
-  student's grade), so ``COUNT(DISTINCT student_id)`` gives exact active students for any
-  range and filter.
-* ``rollup_topic_day``: sessions touching each topic.
-* ``rollup_hour``: sessions by local hour of start (``weekday`` 0 = Monday ... 6 = Sunday).
+* ``rollup_students``: the day's students per subject × grade, as parallel arrays (one
+  element per student: sessions, duration and rating sums); the view ``rollup_student_day``
+  unnests it into one row per student, day and subject, so ``COUNT(DISTINCT student_id)``
+  gives exact active students for any range and filter.
+* ``rollup_topics``: sessions touching each topic (parallel arrays of topics and sessions);
+  the view ``rollup_topic_day`` has one row per topic.
+* ``rollup_hours``: sessions by local hour of start, 24 elements (``weekday`` 0 = Monday ... 6
+  = Sunday); the view ``rollup_hour`` has one row per hour with sessions.
+
+Where a figure has many values a day (students, topics, hours) they are arrays in one row per
+day × subject × grade: the nightly job then writes a few dozen rows a day rather than one per
+student, and the views show them one per row for SQL written by hand.
 
 The nightly job deletes and rewrites whole days, so rerunning it never double counts. There is
 no foreign key to ``users``: the rows are a record of each day as it was rolled up.
@@ -43,9 +50,9 @@ __all__ = [
     "ROLLUP_TABLES",
     "UNKNOWN_GRADE",
     "RollupDaily",
-    "RollupHour",
-    "RollupStudentDay",
-    "RollupTopicDay",
+    "RollupHours",
+    "RollupStudents",
+    "RollupTopics",
     "latency_bucket",
     "latency_histogram",
     "latency_percentiles",
@@ -60,7 +67,7 @@ LATENCY_EDGES_MS.setflags(write=False)
 #: Buckets per histogram: one below the first edge, one per pair of edges, one from the last edge up.
 LATENCY_BUCKETS = len(LATENCY_EDGES_MS) + 1
 
-ROLLUP_TABLES = ("rollup_daily", "rollup_student_day", "rollup_topic_day", "rollup_hour")
+ROLLUP_TABLES = ("rollup_daily", "rollup_students", "rollup_topics", "rollup_hours")
 
 
 def _grade() -> Mapped[int]:
@@ -98,50 +105,54 @@ class RollupDaily(db.Model):
     )
 
 
-class RollupStudentDay(db.Model):
-    """One row per student and subject with sessions that day; ``grade_level`` is the student's.
+class RollupStudents(db.Model):
+    """The students with sessions on a day, per subject × grade: parallel arrays, one element per
+    student (sorted by id) with that student's sessions, duration and rating sums and counts.
 
-    Only the primary key is indexed (date first): this is the largest rollup (about one row
-    per session) and every index slows the nightly insert. Per-student history over a date
-    range still uses it; all of one student's days are better read from ``sessions``.
+    One row per day × subject × grade rather than one per student and day keeps the nightly
+    insert small (a few dozen rows a day instead of one per active student). The view
+    ``rollup_student_day`` (migration 0005) unnests it into one row per student, day and subject.
     """
 
-    __tablename__ = "rollup_student_day"
-
-    date: Mapped[date] = mapped_column(Date, primary_key=True)
-    student_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
-    grade_level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
-    sessions: Mapped[int] = _count()
-    duration_sum: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
-    duration_count: Mapped[int] = _count()
-    rating_sum: Mapped[int] = _count()
-    rating_count: Mapped[int] = _count()
-
-
-class RollupTopicDay(db.Model):
-    """Sessions touching each topic, per local day × subject × grade."""
-
-    __tablename__ = "rollup_topic_day"
+    __tablename__ = "rollup_students"
 
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     grade_level: Mapped[int] = _grade()
-    topic: Mapped[str] = mapped_column(String(120), primary_key=True)
-    sessions: Mapped[int] = _count()
+    student_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    sessions: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    duration_sums: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), nullable=False)
+    duration_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    rating_sums: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    rating_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
 
 
-class RollupHour(db.Model):
-    """Sessions by local hour of start; ``weekday`` is the date's (0 = Monday ... 6 = Sunday)."""
+class RollupTopics(db.Model):
+    """Sessions touching each topic, per local day × subject × grade: ``topics`` and
+    ``sessions`` are parallel arrays (one element per topic, sorted by name). The view
+    ``rollup_topic_day`` unnests them into one row per topic."""
 
-    __tablename__ = "rollup_hour"
+    __tablename__ = "rollup_topics"
 
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     grade_level: Mapped[int] = _grade()
-    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    topics: Mapped[list[str]] = mapped_column(ARRAY(String(120)), nullable=False)
+    sessions: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+
+
+class RollupHours(db.Model):
+    """Sessions by local hour of start (``sessions[1]`` is 00:00-00:59 ... ``sessions[24]``
+    23:00-23:59) per local day × subject × grade; ``weekday`` is the date's (0 = Monday ... 6 =
+    Sunday). The view ``rollup_hour`` unnests them into one row per hour with sessions."""
+
+    __tablename__ = "rollup_hours"
+
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grade_level: Mapped[int] = _grade()
     weekday: Mapped[int] = mapped_column(SmallInteger, nullable=False)
-    sessions: Mapped[int] = _count()
+    sessions: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
 
 
 # -- latency histograms ---------------------------------------------------------------------------
