@@ -29,6 +29,9 @@ def test_production_requires_services():
         ({"ANALYTICS_TZ": "Mars/Olympus"}, "ANALYTICS_TZ"),
         ({"AI_PROVIDER": "magic"}, "AI_PROVIDER"),
         ({"APP_ENV": "staging"}, "APP_ENV"),
+        ({"MESSAGE_RATE_LIMIT": "lots"}, "MESSAGE_RATE_LIMIT"),
+        ({"MESSAGE_RATE_LIMIT": "0/minute"}, "MESSAGE_RATE_LIMIT"),
+        ({"AI_RETRY_DELAYS": "2,soon"}, "AI_RETRY_DELAYS"),
     ],
 )
 def test_bad_values_name_the_variable(env, message):

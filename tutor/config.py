@@ -63,6 +63,19 @@ def _retry_delays(raw: str) -> str:
     return ",".join(str(d) for d in delays)
 
 
+def _rate_limit(raw: str) -> str:
+    from .ratelimit import Limit
+
+    raw = raw.strip() or "20/minute"
+    try:
+        Limit.parse(raw)
+    except ValueError:
+        raise ConfigError(
+            f"MESSAGE_RATE_LIMIT={raw!r} must be a count per period, e.g. '20/minute' or '100/hour'."
+        ) from None
+    return raw
+
+
 def normalize_database_url(url: str) -> str:
     """Accept the ``postgres://`` spelling PaaS providers hand out and pin the psycopg2 driver."""
     url = url.strip()
@@ -163,7 +176,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         WEB_THREADS=_int(env, "WEB_THREADS", 32, minimum=1),
         SESSION_IDLE_MINUTES=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
         MESSAGE_MAX_CHARS=_int(env, "MESSAGE_MAX_CHARS", 4000, minimum=1),
-        MESSAGE_RATE_LIMIT=env.get("MESSAGE_RATE_LIMIT", "20/minute").strip() or "20/minute",
+        MESSAGE_RATE_LIMIT=_rate_limit(env.get("MESSAGE_RATE_LIMIT", "")),
         OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").strip(),
         OPENAI_API_KEY=env.get("OPENAI_API_KEY", "").strip(),
         AI_MODEL=env.get("AI_MODEL", "gpt-4o-mini").strip() or "gpt-4o-mini",
