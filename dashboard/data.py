@@ -4,15 +4,18 @@ Every figure is computed for a :class:`Filters` (a range of local days in ``ANAL
 subjects and grade levels).
 
 **Past days come from the rollups** (``tutor/rollups.py``), **today from the raw tables.** The
-days after the last day the nightly job rolled up through today (normally just today) are read
-from ``sessions``, ``session_topics`` and ``messages``, restricted to those days' rows and
-aggregated to the rollups' shape, so an admin sees this morning's sessions. ``daily_stats``
-marks the rolled-up days: the job writes one row per day, with or without sessions.
+days after the last day the nightly job rolled up through today (normally just today) are
+computed from ``sessions``, ``session_topics`` and ``messages`` by the nightly job's own code
+(``jobs.analytics.compute_rollups``, in the view's snapshot, nothing written), so an admin sees
+this morning's sessions and a live day has exactly the figures it will have once rolled up.
+The callbacks of one interaction share that computation for ``ANALYTICS_LIVE_SECONDS`` (5 s).
+``daily_stats`` marks the rolled-up days: the job writes one row per day, with or without
+sessions.
 
 **Exact under every filter.** Sums add up across days, subjects and grades; distinct students
-do not, so they are counted over the union of the rolled-up ``rollup_student_day`` rows and
-today's sessions. AI latency percentiles over several days come from the summed latency
-histograms (within 2 % of the exact percentile, see ``tutor.rollups.latency_percentiles``).
+do not, so they are counted over the union of the days' student rows (``rollup_students``).
+AI latency percentiles over several days come from the summed latency histograms (within 2 %
+of the exact percentile, see ``tutor.rollups.latency_percentiles``).
 
 **Cost independent of history.** A rolled-up day never changes until the job rewrites it, so
 each process keeps the rollup rows of the days it has shown in memory (:class:`DayStore`: about
@@ -24,14 +27,16 @@ a day whose version changed is read again. So a view costs a few index lookups, 
 rows and numpy work proportional to the days shown, never a scan of the history; the first view
 of days not yet in memory also reads their rollup rows (``COPY``).
 
-All queries of one view run in one read-only ``REPEATABLE READ`` transaction, so a nightly
-rollup committing halfway through cannot mix two versions of a day.
+All queries of one view run in one read-only ``REPEATABLE READ`` transaction (the live days'
+second connection imports its snapshot), so a nightly rollup committing halfway through cannot
+mix two versions of a day.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +48,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from tutor.rollups import LATENCY_BUCKETS, LATENCY_EDGES_MS, UNKNOWN_GRADE, latency_histogram, latency_percentiles
+from tutor.rollups import LATENCY_BUCKETS, LATENCY_EDGES_MS, UNKNOWN_GRADE, latency_percentiles
 
 __all__ = [
     "DAILY_COLUMNS",
@@ -123,6 +128,13 @@ def analytics_tz() -> ZoneInfo:
 
     name = (current_app.config.get("ANALYTICS_TZ") if has_app_context() else None) or "UTC"
     return ZoneInfo(name)
+
+
+def live_seconds() -> float:
+    """How long today's live figures are reused (``ANALYTICS_LIVE_SECONDS``; 0: never)."""
+    from flask import current_app, has_app_context
+
+    return float(current_app.config.get("ANALYTICS_LIVE_SECONDS", 5) if has_app_context() else 0)
 
 
 def analytics_today(tz: ZoneInfo | None = None, now: datetime | None = None) -> date:
@@ -278,12 +290,6 @@ def _utc_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, dateti
     return local_day_bounds(first, tz)[0], local_day_bounds(last, tz)[1]
 
 
-def _exact_day(day: date, tz: ZoneInfo) -> bool:
-    """Whether ``local_day_bounds`` of ``day`` hold that local day and nothing else (no DST overlap)."""
-    start, end = _utc_bounds(day, day, tz)
-    return start.astimezone(tz).date() == day and (end - timedelta(microseconds=1)).astimezone(tz).date() == day
-
-
 def _rolled_through(cur: Any, today: date) -> date | None:
     """The last day before today that the nightly job has rolled up (``daily_stats``), if any."""
     cur.execute("SELECT max(date) FROM daily_stats WHERE date < %(today)s", {"today": today})
@@ -385,11 +391,41 @@ class DayStore:
         self.memo: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
         self.lock = threading.Lock()
         self.reads = 0  # days read from the database (tests and benchmarks look)
+        self._live: dict[tuple[Any, ...], tuple[float, list[_Day]]] = {}
+        self.live_reads = 0  # live computations from the raw tables (tests and benchmarks look)
 
     def clear(self) -> None:
         with self.lock:
             self._days.clear()
             self.memo.clear()
+            self._live.clear()
+
+    def clear_live(self) -> None:
+        """Forget the live days (the next view computes them from the raw tables again)."""
+        with self.lock:
+            self._live.clear()
+
+    def live(self, cur: Any, first: date, last: date, tz: ZoneInfo, max_age: float) -> list[_Day]:
+        """The live days ``first .. last`` (see ``_live_days``), reused for ``max_age`` seconds.
+
+        One dashboard interaction fires several callbacks (the view, the student table,
+        retention), and each needs today: they share one computation, and today's figures are
+        at most ``max_age`` seconds old. ``max_age`` 0 computes them on every call.
+        """
+        key = (first, last, tz.key)
+        now = time.monotonic()
+        if max_age > 0:
+            with self.lock:
+                hit = self._live.get(key)
+                if hit is not None and now - hit[0] < max_age:
+                    return hit[1]
+        days = _live_days(cur, first, last, tz, self)
+        with self.lock:
+            self.live_reads += 1
+            if max_age > 0:
+                self._live = {k: v for k, v in self._live.items() if now - v[0] < max_age}
+                self._live[key] = (now, days)
+        return days
 
     def get(self, cur: Any, first: date, last: date) -> list[_Day]:
         """The days ``first .. last`` (all rolled up), read from the database where not current."""
@@ -529,22 +565,83 @@ class _Mask:
 # ------------------------------------------------------------------------------------ live days (raw rows)
 
 
-def _columns(cur: Any, sql: str, params: dict[str, Any], text: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """A query's result as one numpy array per column: int64, or object for the ``text`` columns."""
-    cur.execute(sql, params)
-    names = [c.name for c in cur.description]
-    rows = cur.fetchall()
-    if not rows:
-        return {n: np.zeros(0, object if n in text else np.int64) for n in names}
-    out = {}
-    for name, col in zip(names, zip(*rows, strict=True), strict=True):
-        if name in text:
-            out[name] = np.empty(len(col), object)
-            for i, value in enumerate(col):
-                out[name][i] = value
-        else:
-            out[name] = np.array(col, dtype=np.int64)
-    return out
+def _split_runs(rows: dict[str, Any], arrays: Sequence[str], day: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Flatten the array columns of compact rollup rows of ``day`` into one element per row.
+
+    Returns the source row of each element and each array column flattened.
+    """
+    at = np.flatnonzero(np.asarray(rows["day"]) == day)
+    lengths = np.array([len(rows[arrays[0]][i]) for i in at], np.int64)
+    owner = np.repeat(at, lengths)
+    flat = {
+        name: np.concatenate([np.asarray(rows[name][i]) for i in at]) if len(at) else np.zeros(0, np.int64)
+        for name in arrays
+    }
+    return owner, flat
+
+
+def _day_from_rollups(out: dict[str, Any], i: int, store: DayStore) -> _Day:
+    """Day ``i`` of ``jobs.analytics.compute_rollups`` output as a :class:`_Day`, like a rolled-up one."""
+    daily = out["rollup_daily"]
+    at = np.flatnonzero(np.asarray(daily["day"]) == i)
+    hists = np.array([daily["latency_hist"][j] for j in at], np.int32).reshape(len(at), LATENCY_BUCKETS)
+    nonzero = np.flatnonzero(hists.any(axis=0))
+    lo, hi = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
+
+    def key(rows: dict[str, Any], owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        subjects = np.asarray(rows["subject"], dtype=object)[owner]
+        return store.subjects.encode(subjects), np.asarray(rows["grade_level"])[owner].astype(_I16)
+
+    students = out["rollup_students"]
+    s_owner, s = _split_runs(students, ("student_ids", "sessions", "rating_sums", "rating_counts"), i)
+    topics = out["rollup_topics"]
+    t_owner, tp = _split_runs(topics, ("topics", "sessions"), i)
+    hours = out["rollup_hours"]
+    h_at = np.flatnonzero(np.asarray(hours["day"]) == i)
+    per_hour = np.array([hours["sessions"][j] for j in h_at], np.int64).reshape(len(h_at), 24)
+    h_row, h_hour = np.nonzero(per_hour)
+    h_owner = h_at[h_row]
+    d_subject, d_grade = key(daily, at)
+    s_subject, s_grade = key(students, s_owner)
+    t_subject, t_grade = key(topics, t_owner)
+    h_subject, h_grade = key(hours, h_owner)
+    return _Day(
+        version=None,
+        d_subject=d_subject,
+        d_grade=d_grade,
+        d_sums=np.column_stack([np.asarray(daily[name])[at] for name in SUMS])
+        .astype(np.int64)
+        .reshape(len(at), len(SUMS)),
+        d_hist=np.ascontiguousarray(hists[:, lo:hi]),
+        h_lo=lo,
+        s_student=s["student_ids"].astype(_I32),
+        s_subject=s_subject,
+        s_grade=s_grade,
+        s_sessions=s["sessions"].astype(_I32),
+        s_rating_sum=s["rating_sums"].astype(_I32),
+        s_rating_count=s["rating_counts"].astype(_I32),
+        t_topic=store.topics.encode(tp["topics"].astype(object)),
+        t_subject=t_subject,
+        t_grade=t_grade,
+        t_sessions=tp["sessions"].astype(_I32),
+        h_slot=(np.asarray(hours["weekday"])[h_owner] * 24 + h_hour).astype(_I16),
+        h_subject=h_subject,
+        h_grade=h_grade,
+        h_sessions=per_hour[h_row, h_hour].astype(_I32),
+    )
+
+
+def _live_days(cur: Any, first: date, last: date, tz: ZoneInfo, store: DayStore) -> list[_Day]:
+    """The days ``first .. last`` (not rolled up yet: normally just today) from the raw tables.
+
+    ``jobs.analytics.compute_rollups`` computes them exactly as the nightly job will, reading
+    in the view's snapshot (its second connection imports it), so they fit the rolled-up days.
+    """
+    from jobs.analytics import compute_rollups
+
+    cur.execute("SELECT pg_export_snapshot()")
+    out = compute_rollups(cur, first, last, tz, snapshot=cur.fetchone()[0])
+    return [_day_from_rollups(out, i, store) for i in range((last - first).days + 1)]
 
 
 def _distinct(values: np.ndarray) -> int:
@@ -604,155 +701,6 @@ def _group_sum(keys: list[np.ndarray], values: np.ndarray) -> tuple[list[np.ndar
     out = np.zeros((len(groups), values.shape[1]), values.dtype)
     np.add.at(out, inverse.ravel(), values)
     return _decode(groups, uniques), out
-
-
-def _live(cur: Any, f: Filters, first: date, last: date, tz: ZoneInfo, store: DayStore) -> dict[str, Any]:
-    """Sessions, topics and messages of the local days ``first .. last``, in the rollups' shapes.
-
-    Returns ``sums`` ({day: SUMS vector}), ``hists`` ({day: latency histogram}), ``breakdown``
-    (subject codes, grades, sessions), ``students`` (DataFrame: day, student_id, subject code,
-    grade_level, sessions, rating_sum, ratings), ``topics`` (DataFrame: topic, sessions) and
-    ``hours`` (168 slots, weekday * 24 + hour). Days are numbered from 1970-01-01.
-
-    The definitions are the nightly job's: a session counts on the local day it started; a
-    message on its own day, with the subject and grade of its session (which may have started
-    the day before); latencies go into the same histogram buckets. Three queries select the rows
-    by their ``created_at`` indexes (sessions, their topics, messages); numpy aggregates.
-    """
-    lo, hi = _utc_bounds(first, last, tz)
-    params: dict[str, Any] = {"lo": lo, "hi": hi, "tz": tz.key, "first": first, "last": last}
-    params |= {"unknown": UNKNOWN_GRADE, "subjects": list(f.subjects), "grades": list(f.grades)}
-    conds = []
-    if f.subjects:
-        conds.append("x.subject = ANY(%(subjects)s)")
-    if f.grades:
-        conds.append("x.grade_level = ANY(%(grades)s)")
-    # One exact local day (the usual case) needs no grouping or day check: the bounds hold it.
-    one_day = first == last and _exact_day(first, tz)
-    if not one_day:
-        conds.append("x.day BETWEEN %(first)s - DATE '1970-01-01' AND %(last)s - DATE '1970-01-01'")
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
-    local = "(s.created_at AT TIME ZONE %(tz)s)"
-    grade = "COALESCE(u.grade_level, %(unknown)s)"
-    s = _columns(
-        cur,
-        f"""
-        SELECT x.* FROM (
-            SELECT {local}::date - DATE '1970-01-01' AS day,
-                   (extract(isodow FROM {local})::int - 1) * 24 + extract(hour FROM {local})::int AS slot,
-                   s.student_id, s.subject, {grade} AS grade_level,
-                   COALESCE(s.duration_seconds, -1) AS duration, COALESCE(s.satisfaction, -1) AS rating
-            FROM sessions s JOIN users u ON u.id = s.student_id
-            WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
-        ) x {where}
-        """,
-        params,
-        text=("subject",),
-    )
-    topics = _frame(
-        cur,
-        f"""
-        SELECT x.topic, count(*)::bigint AS sessions FROM (
-            SELECT t.topic, s.subject, {grade if f.grades else "NULL::int"} AS grade_level,
-                   {local}::date - DATE '1970-01-01' AS day
-            FROM sessions s {"JOIN users u ON u.id = s.student_id" if f.grades else ""}
-            JOIN session_topics t ON t.session_id = s.id
-            WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
-        ) x {where}
-        GROUP BY x.topic
-        """,
-        params,
-    )
-    # Messages: counts per day and the finished replies' latencies. Filtered by subject or grade,
-    # they need their session: those of the window by a hash join, the few that started earlier
-    # by an index lookup each.
-    if f.subjects or f.grades:
-        source = f"""
-            WITH ws AS MATERIALIZED (
-                SELECT s.id, s.subject, {grade} AS grade_level
-                FROM sessions s JOIN users u ON u.id = s.student_id
-                WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
-            )
-            SELECT x.* FROM (
-                SELECT m.created_at, m.role, m.status, m.latency_ms, m.answer_revealed,
-                       COALESCE(ws.subject, e.subject) AS subject, COALESCE(ws.grade_level, e.grade_level) AS grade_level
-                FROM messages m
-                LEFT JOIN ws ON ws.id = m.session_id
-                LEFT JOIN LATERAL (
-                    SELECT s.subject, {grade} AS grade_level FROM sessions s JOIN users u ON u.id = s.student_id
-                    WHERE ws.id IS NULL AND s.id = m.session_id OFFSET 0
-                ) e ON true
-                WHERE m.created_at >= %(lo)s AND m.created_at < %(hi)s
-            ) x WHERE {" AND ".join(c for c in conds if "x.day" not in c)}
-        """
-    else:
-        source = "SELECT * FROM messages m WHERE m.created_at >= %(lo)s AND m.created_at < %(hi)s"
-    done = "m.role = 'tutor' AND m.status = 'done'"
-    day = "(m.created_at AT TIME ZONE %(tz)s)::date - DATE '1970-01-01'"
-    m = _columns(
-        cur,
-        f"""
-        SELECT {"(count(*) > 0)::int * (%(first)s - DATE '1970-01-01') - (count(*) = 0)::int" if one_day else day} AS day,
-               count(*) FILTER (WHERE m.role = 'student') AS student_messages,
-               count(*) FILTER (WHERE {done}) AS tutor_replies_done,
-               count(*) FILTER (WHERE m.role = 'tutor' AND m.status = 'failed') AS tutor_replies_failed,
-               count(*) FILTER (WHERE m.role = 'tutor' AND m.answer_revealed) AS answer_revealed_count,
-               count(*) FILTER (WHERE m.role = 'tutor' AND m.answer_revealed IS NOT NULL) AS answer_checked_count,
-               COALESCE(array_agg(m.latency_ms) FILTER (WHERE {done} AND m.latency_ms IS NOT NULL), '{{}}') AS latencies
-        FROM ({source}) m
-        {"" if one_day else "WHERE " + day + " BETWEEN %(first)s - DATE '1970-01-01' AND %(last)s - DATE '1970-01-01' GROUP BY 1"}
-        """,
-        params,
-        text=("latencies",),
-    )
-    if one_day and len(m["day"]) and m["day"][0] < 0:
-        m = {k: v[:0] for k, v in m.items()}  # no messages: the aggregate's one row is empty
-
-    n = len(s["day"])
-    s_subject, has_duration, has_rating = store.subjects.encode(s["subject"]), s["duration"] >= 0, s["rating"] >= 0
-    values = np.zeros((n, len(SUMS)), np.int64)
-    values[:, _S["sessions"]] = 1
-    values[:, _S["duration_sum"]] = np.where(has_duration, s["duration"], 0)
-    values[:, _S["duration_count"]] = has_duration
-    values[:, _S["rating_sum"]] = np.where(has_rating, s["rating"], 0)
-    values[:, _S["rating_count"]] = has_rating
-    (day_keys,), day_sums = _group_sum([s["day"]], values)
-    sums = {int(d): row for d, row in zip(day_keys.tolist(), day_sums, strict=True)}
-    hists: dict[int, np.ndarray] = {}
-    for i, day in enumerate(m["day"].tolist()):
-        row = sums.setdefault(day, np.zeros(len(SUMS), np.int64))
-        for name in ("student_messages", "tutor_replies_done", "tutor_replies_failed"):
-            row[_S[name]] += m[name][i]
-        row[_S["answer_revealed_count"]] += m["answer_revealed_count"][i]
-        row[_S["answer_checked_count"]] += m["answer_checked_count"][i]
-        latencies = np.asarray(m["latencies"][i], dtype=np.int64)
-        row[_S["latency_count"]] += len(latencies)
-        row[_S["latency_sum_ms"]] += int(latencies.sum())
-        if len(latencies):
-            hists[day] = latency_histogram(latencies)
-    (st_day, st_student, st_subject, st_grade), st_sums = _group_sum(
-        [s["day"], s["student_id"], s_subject, s["grade_level"]],
-        np.stack([np.ones(n, np.int64), np.where(has_rating, s["rating"], 0), has_rating], axis=1),
-    )
-    students = pd.DataFrame(
-        {
-            "day": st_day,
-            "student_id": st_student,
-            "subject": st_subject,
-            "grade_level": st_grade,
-            "sessions": st_sums[:, 0],
-            "rating_sum": st_sums[:, 1],
-            "ratings": st_sums[:, 2],
-        }
-    )
-    return {
-        "sums": sums,
-        "hists": hists,
-        "breakdown": (s_subject, s["grade_level"], np.ones(n, np.int64)),
-        "students": students,
-        "topics": topics,
-        "hours": np.bincount(s["slot"], minlength=168).astype(np.int64),
-    }
 
 
 # ------------------------------------------------------------------------------------ the main view
@@ -831,10 +779,6 @@ def _join_students(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     }
 
 
-def _live_students(live: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {name: live[name].to_numpy(np.int64) for name in _STUDENT_FIELDS}
-
-
 @dataclass
 class _Past:
     """The rolled-up part of a range, aggregated for one filter (memoised per store, see ``_past_part``)."""
@@ -863,7 +807,16 @@ def _past_part(cur: Any, f: Filters, first: date, last: date, store: DayStore) -
         if hit is not None and hit[0] == fingerprint:
             store.memo.move_to_end(key)
             return hit[1]
-    days = _days(first, last)
+    past = _aggregate_days(f, _days(first, last), stored, store)
+    with store.lock:
+        store.memo[key] = (fingerprint, past)
+        while len(store.memo) > MEMO_ENTRIES:
+            store.memo.popitem(last=False)
+    return past
+
+
+def _aggregate_days(f: Filters, days: list[date], stored: list[_Day], store: DayStore) -> _Past:
+    """The days' rollup rows (rolled up or live) aggregated under ``f``'s filters."""
     mask = _Mask(f, store)
     sums = np.zeros((len(days), len(SUMS)), np.int64)
     hists: list[np.ndarray | None] = [None] * len(days)
@@ -887,7 +840,7 @@ def _past_part(cur: Any, f: Filters, first: date, last: date, store: DayStore) -
         h_keep = mask(d.h_subject, d.h_grade)
         hours += np.bincount(d.h_slot[h_keep], weights=d.h_sessions[h_keep], minlength=168).astype(np.int64)
     rows = _past_students(days, stored, mask)
-    first_day = (first - _EPOCH).days
+    first_day = (days[0] - _EPOCH).days
     for day, n in _distinct_per(rows["day"], rows["student_id"]).items():
         per_day[day - first_day] = n
     code, uniques = _combine([rows["student_id"], rows["subject"], rows["grade_level"]])
@@ -909,12 +862,7 @@ def _past_part(cur: Any, f: Filters, first: date, last: date, store: DayStore) -
         if len(topics_all)
         else np.zeros(0, np.int64)
     )
-    past = _Past(sums, hists, per_day, students, (bs, bg, bsum[:, 0]), topic_counts, hours)
-    with store.lock:
-        store.memo[key] = (fingerprint, past)
-        while len(store.memo) > MEMO_ENTRIES:
-            store.memo.popitem(last=False)
-    return past
+    return _Past(sums, hists, per_day, students, (bs, bg, bsum[:, 0]), topic_counts, hours)
 
 
 def _load_range(
@@ -930,42 +878,31 @@ def _load_range(
     b_grade: list[np.ndarray] = []
     b_sessions: list[np.ndarray] = []
     topic_counts = np.zeros(0, np.int64)
-    topic_parts: list[pd.DataFrame] = []
     hours = np.zeros(7 * 24, np.int64)
     split = _split(f.start, f.end, rolled, today)
-
+    parts = []
     if split.past:
-        past = _past_part(cur, f, *split.past, store)
-        i = position[split.past[0]]
-        n = len(past.per_day)
-        sums[i : i + n] = past.sums
-        hists[i : i + n] = past.hists
-        per_day[i : i + n] = past.per_day
-        student_parts.append(past.students)
-        b_subject.append(past.breakdown[0])
-        b_grade.append(past.breakdown[1])
-        b_sessions.append(past.breakdown[2])
-        topic_counts, hours = past.topic_counts, hours + past.hours
-
+        parts.append((split.past[0], _past_part(cur, f, *split.past, store)))
     live_days: list[date] = []
     if split.live:
-        live = _live(cur, f, *split.live, tz, store)
         live_days = _days(*split.live)
-        for day, row in live["sums"].items():
-            sums[position[_EPOCH + timedelta(days=day)]] += row
-        for day, hist in live["hists"].items():
-            i = position[_EPOCH + timedelta(days=day)]
-            hists[i] = hist if hists[i] is None else hists[i] + hist
-        ls = _live_students(live["students"])
-        student_parts.append(ls)
-        first_day = (f.start - _EPOCH).days
-        for day, n in _distinct_per(ls["day"], ls["student_id"]).items():
-            per_day[day - first_day] = n
-        b_subject.append(live["breakdown"][0])
-        b_grade.append(live["breakdown"][1])
-        b_sessions.append(live["breakdown"][2])
-        topic_parts.append(live["topics"])
-        hours += live["hours"]
+        live = store.live(cur, *split.live, tz, live_seconds())
+        parts.append((split.live[0], _aggregate_days(f, live_days, live, store)))
+    for start, part in parts:
+        i = position[start]
+        n = len(part.per_day)
+        sums[i : i + n] = part.sums
+        hists[i : i + n] = part.hists
+        per_day[i : i + n] = part.per_day
+        student_parts.append(part.students)
+        b_subject.append(part.breakdown[0])
+        b_grade.append(part.breakdown[1])
+        b_sessions.append(part.breakdown[2])
+        width = max(len(topic_counts), len(part.topic_counts))
+        topic_counts = np.pad(topic_counts, (0, width - len(topic_counts))) + np.pad(
+            part.topic_counts, (0, width - len(part.topic_counts))
+        )
+        hours = hours + part.hours
 
     result = _Range(days, sums, hists, _join_students(student_parts), per_day, live_days=live_days)
     if full:
@@ -975,10 +912,9 @@ def _load_range(
             np.concatenate(b_sessions).astype(np.int64) if b_sessions else np.zeros(0, np.int64),
         )
         nonzero = np.flatnonzero(topic_counts)
-        topics = pd.DataFrame(
+        result.topics = pd.DataFrame(
             {"topic": [store.topics.names[t] for t in nonzero.tolist()], "sessions": topic_counts[nonzero]}
         )
-        result.topics = _concat([topics, *topic_parts], ["topic", "sessions"])
         result.hours = hours
     return result
 
@@ -1192,7 +1128,9 @@ def _range_students(cur: Any, f: Filters, today: date, tz: ZoneInfo, store: DayS
     if split.past:
         parts.append(_past_students(_days(*split.past), store.get(cur, *split.past), _Mask(f, store)))
     if split.live:
-        parts.append(_live_students(_live(cur, f, *split.live, tz, store)["students"]))
+        parts.append(
+            _past_students(_days(*split.live), store.live(cur, *split.live, tz, live_seconds()), _Mask(f, store))
+        )
     return pd.DataFrame(_join_students(parts))
 
 

@@ -267,6 +267,21 @@ def rollup_chunk(first: date, last: date, tz: str | ZoneInfo | None = None) -> C
     return ChunkResult(days, *src.counts)
 
 
+def compute_rollups(
+    cur: Any, first: date, last: date, tz: str | ZoneInfo | None = None, snapshot: str | None = None
+) -> dict[str, Any]:
+    """The rollup rows of the local days ``first .. last`` from the raw tables, without writing them.
+
+    The dashboard's live days (today) use this, so they follow the nightly job's definitions
+    exactly. ``cur`` may be read-only; ``snapshot`` as for ``_read``. Returns ``daily_stats``
+    (a DataFrame, a row per day) and each rollup table's rows (dicts of columns, ``day``
+    counted from ``first``), as ``rollup_chunk`` would write them.
+    """
+    zone = _zone(tz)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return _aggregate(_read(cur, days, zone, db.engine, snapshot), days)
+
+
 # -- reading ------------------------------------------------------------------------------------
 #
 # Three reads per chunk, each an index range scan on created_at:
@@ -445,7 +460,10 @@ class _Source:
 _UUID, _TS, _I4 = "V16", ">i8", ">i4"
 
 
-def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any) -> _Source:
+def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str | None = None) -> _Source:
+    """The chunk's rows. ``cur`` may be in a read-only transaction; with ``snapshot`` (from
+    ``pg_export_snapshot()`` in ``cur``'s transaction) the second connection reads the same
+    snapshot, so the two reads see the database at one instant."""
     first_day, n_days = (days[0] - _EPOCH).days, len(days)
     params = {"start": local_day_bounds(days[0], zone)[0], "end": local_day_bounds(days[-1], zone)[1]}
     one_exact_day = n_days == 1 and _exact(days[0], zone)
@@ -458,6 +476,9 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any) -> _Source:
         with engine.connect() as conn:
             side = conn.connection.dbapi_connection.cursor()
             try:
+                if snapshot:
+                    side.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    side.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
                 return read(side)
             finally:
                 side.close()

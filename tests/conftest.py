@@ -25,6 +25,7 @@ TEST_CONFIG = {
     "TESTING": True,
     "BUILTIN_CHUNK_DELAY": 0,
     "AI_RETRY_DELAYS": "0,0,0",
+    "ANALYTICS_LIVE_SECONDS": 0,  # tests add today's rows between views; test_dashboard checks the reuse
     "EMBED_SECRET": "test-embed-secret-of-at-least-32-bytes",
     "EMBED_ALLOWED_ORIGINS": "https://school.example",
 }

@@ -32,6 +32,7 @@ def test_production_requires_services():
         ({"MESSAGE_RATE_LIMIT": "lots"}, "MESSAGE_RATE_LIMIT"),
         ({"MESSAGE_RATE_LIMIT": "0/minute"}, "MESSAGE_RATE_LIMIT"),
         ({"AI_RETRY_DELAYS": "2,soon"}, "AI_RETRY_DELAYS"),
+        ({"ANALYTICS_LIVE_SECONDS": "-1"}, "ANALYTICS_LIVE_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(env, message):

@@ -199,6 +199,37 @@ def test_today_is_live_and_past_days_come_from_the_rollups(app_ctx):
     assert again["sessions"].iloc[-1] == view.daily["sessions"].iloc[-1] + 1
 
 
+def test_todays_live_figures_are_shared_for_a_few_seconds(app_ctx, monkeypatch):
+    """ANALYTICS_LIVE_SECONDS: the view, the student table and retention share one computation of
+    today; after that many seconds (or with 0) today's new rows show."""
+    rows = Rows()
+    build_history(rows)
+    roll_up(TODAY - timedelta(days=30), TODAY - timedelta(days=1))
+    f = data.Filters(TODAY - timedelta(days=9), TODAY)
+    store = data.DayStore()
+    clock = [1000.0]
+    monkeypatch.setattr(data.time, "monotonic", lambda: clock[0])
+    app_ctx.config["ANALYTICS_LIVE_SECONDS"] = 5
+    try:
+        first = data.load_view(f, today=TODAY, tz=UTC_TZ, store=store)
+        data.students_frame(f, today=TODAY, tz=UTC_TZ, store=store)
+        data.retention_frame(f, today=TODAY, tz=UTC_TZ, store=store)
+        assert store.live_reads == 1
+        rows.session(rows.user(), at(TODAY, 11))
+        clock[0] += 4.9
+        assert data.load_view(f, today=TODAY, tz=UTC_TZ, store=store).daily.equals(first.daily)
+        clock[0] += 0.2
+        later = data.load_view(f, today=TODAY, tz=UTC_TZ, store=store)
+        assert later.daily["sessions"].iloc[-1] == first.daily["sessions"].iloc[-1] + 1
+        assert store.live_reads == 2
+        app_ctx.config["ANALYTICS_LIVE_SECONDS"] = 0
+        data.load_view(f, today=TODAY, tz=UTC_TZ, store=store)
+        data.load_view(f, today=TODAY, tz=UTC_TZ, store=store)
+        assert store.live_reads == 4
+    finally:
+        app_ctx.config["ANALYTICS_LIVE_SECONDS"] = 0
+
+
 def test_live_and_rolled_up_days_give_the_same_figures(app_ctx):
     """Every figure of a day is the same whether it comes from the rollups or from the raw rows."""
     rows = Rows()

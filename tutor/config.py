@@ -45,6 +45,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}.") from None
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name}={value!r} cannot be negative; 0 turns it off.")
+    return value
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, "").strip().lower() or default
     if value not in allowed:
@@ -97,6 +104,7 @@ class Settings:
     PORT: int = 8050
     AI_PROVIDER: str = "builtin"
     ANALYTICS_TZ: str = "UTC"
+    ANALYTICS_LIVE_SECONDS: float = 5.0
     INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: str = "text"
@@ -168,6 +176,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         PORT=_int(env, "PORT", 8050, minimum=1),
         AI_PROVIDER=provider,
         ANALYTICS_TZ=tz,
+        ANALYTICS_LIVE_SECONDS=_seconds(env, "ANALYTICS_LIVE_SECONDS", 5.0),
         INSTANCE_PATH=str(Path(env.get("INSTANCE_PATH", "").strip() or PROJECT_ROOT / "instance").resolve()),
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         LOG_FORMAT=_choice(env, "LOG_FORMAT", "json" if app_env == "production" else "text", ("text", "json")),
