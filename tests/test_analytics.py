@@ -551,3 +551,23 @@ def test_binary_read_refuses_rows_it_cannot_map(app_ctx):
         _copy_binary(cur, "SELECT x::int4 FROM (VALUES (1), (NULL), (3)) v(x)", {}, [("a", ">i4")])
     with pytest.raises(RuntimeError, match="NULL"):
         _copy_binary(cur, "SELECT 1::int2, 2::int2", {}, [("a", ">i4")])
+
+
+def test_rolling_up_again_drops_a_deleted_students_id(app_ctx):
+    """docs/ANALYTICS.md, Privacy: after `users delete`, rolling the days up again forgets the id."""
+    from tutor.models import User
+    from tutor.users import delete_user
+
+    data = Data()
+    a, b = data.user(), data.user()
+    data.session(a, utc(D, 9), rating=4)
+    data.session(b, utc(D, 10))
+    rollup_range(D, D)
+    ids = "SELECT array_agg(student_id ORDER BY student_id) FROM rollup_student_day WHERE date = :d"
+    assert rows(ids, d=D)[0][0] == [a, b]
+    delete_user(db.session.get(User, a))
+    db.session.commit()
+    assert rows(ids, d=D)[0][0] == [a, b]  # the rolled-up day keeps its totals
+    rollup_range(D, D)
+    assert rows(ids, d=D)[0][0] == [b]
+    assert (daily(D).total_sessions, daily(D).avg_satisfaction) == (1, None)
