@@ -2,7 +2,8 @@
 
 ``python worker.py`` runs a worker on the ``ai`` and ``default`` queues (in that order of
 priority) with RQ's own scheduler enabled, so retries with delays fire. The app is built
-once, before the worker forks a work horse per job; every job runs inside its app context.
+once; tutor replies run in the worker process, other jobs in a work horse forked per job
+(see :class:`AppWorker`); every job runs inside the app context.
 
 ``python worker.py --scheduler`` runs rq-scheduler and first makes it hold exactly the
 periodic jobs listed in ``jobs/schedule.py``.
@@ -18,6 +19,8 @@ import time
 
 from flask import Flask
 from rq import Worker
+from rq.defaults import DEFAULT_WORKER_TTL
+from rq.worker import WorkerStatus
 
 from tutor.config import ConfigError
 from tutor.curriculum import CurriculumError
@@ -26,17 +29,40 @@ log = logging.getLogger("worker")
 
 
 class AppWorker(Worker):
-    """A worker whose jobs run inside the Flask app context."""
+    """An RQ worker whose jobs run inside the Flask app context.
+
+    Tutor replies (the ``ai`` queue) run in the worker process itself: no fork per reply, and
+    the database and provider connections stay open between replies, which takes about 300 ms
+    off the time to a reply's first token (``docs/PERFORMANCE.md``). Every other job (rollups,
+    maintenance) runs in a fresh work horse (a fork), RQ's default, so a large job's memory goes
+    back to the system when it ends. A job that crashes the interpreter takes an in-process
+    reply's worker with it; RQ retries the reply once its heartbeat expires (tested).
+    """
 
     flask_app: Flask
+    in_process_queues: frozenset[str] = frozenset({"ai"})
 
-    def perform_job(self, job, *args, **kwargs):  # type: ignore[override]
+    def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
+        if queue.name not in self.in_process_queues:
+            return super().execute_job(job, queue)
+        # What rq.SimpleWorker does: prepare, perform here, back to idle.
+        execution = self.prepare_execution(job)
+        self.perform_job(job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
+        return None
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:  # type: ignore[no-untyped-def]
+        if job.origin in self.in_process_queues:  # nobody beats the heart during the job: cover all of it
+            return int(job.timeout if job.timeout and job.timeout > 0 else DEFAULT_WORKER_TTL) + 60
+        return super().get_heartbeat_ttl(job, working_time)
+
+    def perform_job(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
         from tutor import metrics
         from tutor.extensions import db, redis_ext
 
         with self.flask_app.app_context():
-            # The work horse is a fork: never reuse the parent's pooled connections.
-            db.engine.dispose(close=False)
+            if self.is_horse:  # a fork: never reuse the parent's pooled connections
+                db.engine.dispose(close=False)
             started = time.monotonic()
             ok = False
             try:
@@ -45,6 +71,12 @@ class AppWorker(Worker):
             finally:
                 metrics.record_job(redis_ext.conn, job.func_name, time.monotonic() - started, bool(ok))
                 db.session.remove()
+
+
+class ForkingAppWorker(AppWorker):
+    """Every job in a work horse, replies too (``--fork-every-job``: RQ's default behaviour)."""
+
+    in_process_queues = frozenset()
 
 
 def build_app() -> Flask:
@@ -66,7 +98,13 @@ def check_services(app: Flask) -> str | None:
 
 # Imported once in the worker process, so that each forked work horse inherits them instead
 # of importing them again per job (the openai package alone takes seconds to import).
-PRELOAD = ("jobs.ai", "jobs.analytics", "jobs.maintenance", "tutor.providers.builtin", "tutor.providers.openai_provider")
+PRELOAD = (
+    "jobs.ai",
+    "jobs.analytics",
+    "jobs.maintenance",
+    "tutor.providers.builtin",
+    "tutor.providers.openai_provider",
+)
 
 
 def preload() -> None:
@@ -76,20 +114,21 @@ def preload() -> None:
         importlib.import_module(module)
 
 
-def run_worker(app: Flask, queues: list[str], burst: bool = False) -> bool:
+def run_worker(app: Flask, queues: list[str], burst: bool = False, fork_every_job: bool = False) -> bool:
     from jobs import QUEUES
     from tutor.extensions import make_redis
 
     unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
         raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
-    AppWorker.flask_app = app
+    worker_class = ForkingAppWorker if fork_every_job else AppWorker
+    worker_class.flask_app = app
     preload()
     _sweep_on_start(app)
     connection = make_redis(app.config["REDIS_URL"])
     # Registries are cleaned every minute, so a job whose worker died is retried soon after
     # its heartbeat expires instead of after RQ's default ten minutes.
-    worker = AppWorker(queues, connection=connection, maintenance_interval=60)
+    worker = worker_class(queues, connection=connection, maintenance_interval=60)
     return worker.work(with_scheduler=True, burst=burst, logging_level=app.config["LOG_LEVEL"])
 
 
@@ -129,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler", action="store_true", help="run rq-scheduler with the periodic jobs")
     parser.add_argument("--queues", default="ai,default", help="comma-separated queues (default: ai,default)")
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    parser.add_argument(
+        "--fork-every-job",
+        action="store_true",
+        help="run tutor replies in a fork per job too (RQ's default; replies start about 300 ms later)",
+    )
     args = parser.parse_args(argv)
     try:
         app = build_app()
@@ -142,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.scheduler:
         run_scheduler(app, burst=args.burst)
     else:
-        run_worker(app, [q.strip() for q in args.queues.split(",") if q.strip()], burst=args.burst)
+        run_worker(
+            app,
+            [q.strip() for q in args.queues.split(",") if q.strip()],
+            burst=args.burst,
+            fork_every_job=args.fork_every_job,
+        )
     return 0
 
 

@@ -18,9 +18,10 @@
    sequential messages: t0 just before the POST, t1 when the first ``event: token`` arrives on
    the SSE stream opened right after the 202. Interleaved with those, the provider's own
    TTFT measured directly with the ``openai`` client. Overhead = median(t1-t0) - median(provider
-   TTFT). Then the same with the builtin provider (--builtin-messages, 0 to skip) and, with
-   --worker-preimport, a what-if worker that imports the OpenAI provider module before RQ
-   forks its work horses (``python -c "import tutor.providers.openai_provider; ..."``).
+   TTFT). Then, side by side, the same openai messages with ``python worker.py
+   --fork-every-job`` (every reply in a forked work horse, RQ's default; the worker otherwise
+   runs replies in its own process), unless --skip-fork-every-job, and the builtin provider
+   (--builtin-messages, 0 to skip).
 4. Prints a summary and writes bench/results/api_bench-<timestamp>.json. Every process it
    starts is stopped in a finally block.
 """
@@ -498,12 +499,6 @@ def builtin_direct(chunk_delay: float, chat: list[dict]) -> float:
     return t1 - t0
 
 
-PREIMPORT_WORKER = (
-    "import runpy, sys; import tutor.providers.openai_provider; "
-    "sys.argv = ['worker.py']; runpy.run_path('worker.py', run_name='__main__')"
-)
-
-
 def measure_provider(args, procs: Procs, client: Client, name: str, worker_argv: list[str], worker_env: dict,
                      n: int, warmup: int, direct) -> dict:  # fmt: skip
     """Start one worker, send ``n`` sequential messages (after ``warmup``), each followed by one
@@ -570,12 +565,10 @@ def ttft(args, procs: Procs, env: dict[str, str], config: str, result: dict) -> 
         out["openai"] = measure_provider(
             args, procs, client, "openai", worker, ai_env, args.messages, args.warmup_messages, oa_direct
         )
-        if args.worker_preimport:
-            # What-if: the same worker with the provider module imported before RQ forks work horses.
-            n = args.preimport_messages or args.messages
-            out["openai_preimport"] = measure_provider(
-                args, procs, client, "openai_preimport", [sys.executable, "-c", PREIMPORT_WORKER], ai_env,
-                n, args.warmup_messages, oa_direct,
+        if not args.skip_fork_every_job:
+            out["openai_fork_every_job"] = measure_provider(
+                args, procs, client, "openai_fork_every_job", [*worker, "--fork-every-job"], ai_env,
+                args.messages, args.warmup_messages, oa_direct,
             )  # fmt: skip
         oa.close()
         if args.builtin_messages > 0:
@@ -652,7 +645,7 @@ def print_summary(result: dict) -> None:
             print(f"  {label:44s}{n!s:>4s}{median:11.1f}{'' if p90 is None else f'{p90:9.1f}'}")
 
         print(f"  {'':44s}{'n':>4s}{'median ms':>11s}{'p90 ms':>9s}")
-        for prov in ("openai", "openai_preimport", "builtin"):
+        for prov in ("openai", "openai_fork_every_job", "builtin"):
             if prov in tt:
                 d = tt[prov]
                 row(f"{prov}: POST -> first SSE token", d["ttft"]["n"], d["ttft"]["median_ms"], d["ttft"]["p90_ms"])
@@ -662,8 +655,8 @@ def print_summary(result: dict) -> None:
         d = tt["openai"]
         print(f"  openai: POST answered 202 in median {d['post_202']['median_ms']:.1f} ms; "
               f"reply done after {d['until_done']['median_ms']:.1f} ms")  # fmt: skip
-        if "openai_preimport" in tt:
-            print("  openai_preimport is a what-if: worker.py run with tutor.providers.openai_provider imported first")
+        if "openai_fork_every_job" in tt:
+            print("  openai_fork_every_job: the same messages with `python worker.py --fork-every-job`")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -681,11 +674,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", type=int, default=40, help="sequential messages for time to first token (default 40)")
     p.add_argument("--warmup-messages", type=int, default=2, help="messages sent before measuring TTFT (default 2)")
     p.add_argument("--builtin-messages", type=int, default=5, help="messages with the builtin provider (0: skip)")
-    p.add_argument("--worker-preimport", action="store_true",
-                   help="what-if: also run the openai messages with a worker that imports the provider "
-                        "module before forking work horses")  # fmt: skip
     p.add_argument(
-        "--preimport-messages", type=int, default=0, help="messages for --worker-preimport (default: --messages)"
+        "--skip-fork-every-job", action="store_true", help="do not repeat the openai messages with --fork-every-job"
     )
     p.add_argument("--first-token-delay", type=float, default=0.2, help="ScriptedOpenAI first_token_delay (s)")
     p.add_argument("--chunk-delay", type=float, default=0.01, help="ScriptedOpenAI chunk_delay (s)")

@@ -98,8 +98,36 @@ def _wait_for_worker(worker: subprocess.Popen, log, redis_url: str) -> None:
     raise RuntimeError("worker.py did not register with Redis within 30 s")
 
 
+def _wait_until_idle(redis_url: str, timeout: float = 20) -> None:
+    """Until the worker has no job queued or running (seen twice, 0.1 s apart): its last jobs
+    (session metrics after "End", a reply still streaming) must not write while the next test
+    empties the tables."""
+    from rq import Queue, Worker
+
+    from jobs import QUEUES
+    from tutor.extensions import make_redis
+
+    conn = make_redis(redis_url)
+    deadline = time.monotonic() + timeout
+    idle_since = None
+    while time.monotonic() < deadline:
+        busy = any(w.get_state() == "busy" for w in Worker.all(connection=conn))
+        busy = busy or any(
+            Queue(name, connection=conn).count or Queue(name, connection=conn).started_job_registry.count
+            for name in QUEUES
+        )
+        if busy:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= 0.1:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the worker was still busy {timeout} s after the test")
+
+
 @pytest.fixture
-def new_page(browser, live_server):
+def new_page(browser, live_server, services):
     """``new_page(**context_options)``: a page in a fresh context (no cookies) on the live server."""
     contexts = []
 
@@ -112,6 +140,7 @@ def new_page(browser, live_server):
     yield make
     for context in contexts:
         context.close()
+    _wait_until_idle(services["REDIS_URL"])
 
 
 # ----------------------------------------------------------------------------- helpers

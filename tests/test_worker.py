@@ -1,7 +1,9 @@
 """The worker runs jobs in the app context, from the project's queues."""
 
+import os
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from jobs import get_queue
@@ -35,6 +37,17 @@ def test_burst_worker_runs_job_in_app_context(app_ctx):
     status, duration = db.session.execute(text("SELECT status, duration_seconds FROM sessions")).one()
     assert status == "abandoned"
     assert duration == 600  # start to last message, not to now
+
+
+@pytest.mark.parametrize("fork_every_job", [False, True], ids=["default", "--fork-every-job"])
+def test_replies_run_in_the_worker_process_other_jobs_in_a_fork(app_ctx, fork_every_job):
+    reply_like = get_queue("ai").enqueue(os.getpid)
+    other = get_queue("default").enqueue(os.getpid)
+    assert run_worker(app_ctx, ["ai", "default"], burst=True, fork_every_job=fork_every_job)
+    reply_like.refresh()
+    other.refresh()
+    assert (reply_like.return_value() == os.getpid()) is not fork_every_job
+    assert other.return_value() != os.getpid()
 
 
 def test_close_idle_sessions_keeps_recent_ones(app_ctx):

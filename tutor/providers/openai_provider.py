@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import openai
@@ -11,13 +12,21 @@ from . import ChatMessage, ProviderError, ReplyContext, Usage
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
 
 
+@functools.lru_cache(maxsize=8)
+def _client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
+    """One client (and its pool of HTTP connections) per endpoint and key in a process, so a
+    worker that runs jobs in-process (``worker.py --no-fork``) keeps its connection to the
+    provider between replies. Forked work horses start with none and make their own."""
+    # Retries belong to the RQ job (visible as ``attempts``), not to the client.
+    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+
+
 class OpenAIProvider:
     name = "openai"
 
     def __init__(self, *, base_url: str | None, api_key: str, model: str, timeout: float) -> None:
         self.model = model
-        # Retries belong to the RQ job (visible as ``attempts``), not to the client.
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        self.client = _client(base_url, api_key, timeout)
 
     def stream(self, messages: list[ChatMessage], usage: Usage, context: ReplyContext) -> Iterator[str]:  # noqa: ARG002
         try:
