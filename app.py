@@ -51,11 +51,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from tutor import auth, cli, errors, health, logs, metrics, openapi, security  # noqa: F401  (openapi: route)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
-    from tutor.curriculum import get_curriculum
+    from tutor.curriculum import use_directory
     from tutor.extensions import db, migrate, redis_ext
 
     logs.init_app(app)
-    get_curriculum()  # a broken curriculum file stops start-up, naming the file and field
+    use_directory(app.config["CURRICULUM_DIR"])  # a broken file stops start-up, naming the file and field
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), compare_type=True)
     redis_ext.init_app(app)

@@ -393,3 +393,33 @@ def test_normalize_text_keeps_maths() -> None:
 def test_long_messages_are_bounded(curriculum: Curriculum) -> None:
     text = "photosynthesis " + "blah " * 50_000
     assert match_topics(text, curriculum=curriculum) == ["photosynthesis"]
+
+
+# --------------------------------------------------------------------------- CURRICULUM_DIR
+
+
+def test_curriculum_dir_setting_replaces_the_shipped_subjects(app, tmp_path: Path) -> None:
+    """A deployment keeps its subjects outside the source tree: CURRICULUM_DIR."""
+    from app import create_app
+    from tests.conftest import TEST_CONFIG
+    from tutor.config import load_settings
+    from tutor.curriculum import use_directory
+
+    settings = load_settings({"CURRICULUM_DIR": f" {tmp_path} "})
+    assert Path(settings.CURRICULUM_DIR) == tmp_path
+    write(tmp_path, "history.toml", subject_file("history"))
+    try:
+        other = create_app({**TEST_CONFIG, "CURRICULUM_DIR": str(tmp_path)})
+        assert list(get_curriculum().subjects) == ["history"]
+        with other.test_client() as client:
+            assert [s["id"] for s in client.get("/api/v1/subjects").get_json()] == ["history"]
+
+        write(tmp_path, "broken.toml", subject_file("broken") + "\nthis is = = broken\n")
+        with pytest.raises(CurriculumError, match=r"^broken\.toml: not valid TOML"):
+            create_app({**TEST_CONFIG, "CURRICULUM_DIR": str(tmp_path)})
+        with pytest.raises(CurriculumError, match="not found"):
+            create_app({**TEST_CONFIG, "CURRICULUM_DIR": str(tmp_path / "nowhere")})
+        assert list(get_curriculum().subjects) == ["history"]  # a failed start changes nothing
+    finally:
+        use_directory(None)
+    assert "mathematics" in get_curriculum().subjects

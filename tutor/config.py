@@ -105,6 +105,7 @@ class Settings:
     AI_PROVIDER: str = "builtin"
     ANALYTICS_TZ: str = "UTC"
     ANALYTICS_LIVE_SECONDS: float = 5.0
+    CURRICULUM_DIR: str = ""
     INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: str = "text"
@@ -177,6 +178,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         AI_PROVIDER=provider,
         ANALYTICS_TZ=tz,
         ANALYTICS_LIVE_SECONDS=_seconds(env, "ANALYTICS_LIVE_SECONDS", 5.0),
+        CURRICULUM_DIR=env.get("CURRICULUM_DIR", "").strip(),
         INSTANCE_PATH=str(Path(env.get("INSTANCE_PATH", "").strip() or PROJECT_ROOT / "instance").resolve()),
         LOG_LEVEL=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         LOG_FORMAT=_choice(env, "LOG_FORMAT", "json" if app_env == "production" else "text", ("text", "json")),

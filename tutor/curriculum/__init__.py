@@ -12,7 +12,6 @@ message must always map to the same topic ids, without a model or the network.
 
 from __future__ import annotations
 
-import functools
 import re
 import tomllib
 import unicodedata
@@ -23,6 +22,7 @@ from typing import Any, NoReturn
 
 __all__ = [
     "DEFAULT_DIRECTORY",
+    "use_directory",
     "CheckQuestion",
     "Curriculum",
     "CurriculumError",
@@ -167,10 +167,22 @@ def load_curriculum(directory: Path | None = None) -> Curriculum:
     return Curriculum(subjects)
 
 
-@functools.lru_cache(maxsize=1)
+_current: Curriculum | None = None
+
+
+def use_directory(directory: str | Path | None) -> Curriculum:
+    """Load and validate ``directory`` (``CURRICULUM_DIR``; None: the shipped subjects) and make
+    it the process's curriculum; a broken file raises and leaves the current one in place."""
+    global _current
+    curriculum = load_curriculum(Path(directory) if directory else None)
+    _current = curriculum
+    return curriculum
+
+
 def get_curriculum() -> Curriculum:
-    """The shipped curriculum, loaded once per process (the files don't change while running)."""
-    return load_curriculum()
+    """The process's curriculum (see :func:`use_directory`), loaded once: the files don't
+    change while it runs."""
+    return _current if _current is not None else use_directory(None)
 
 
 def topic_count(subject_id: str, curriculum: Curriculum | None = None) -> int:
