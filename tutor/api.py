@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from . import streams
 from .auth import csrf_ok, csrf_token
 from .curriculum import get_curriculum, match_topics, subjects_payload
+from .errors import json_error
 from .extensions import db, redis_ext
 from .models import Message, SessionTopic, TutoringSession
 from .ratelimit import Limit, hit
@@ -36,8 +37,7 @@ class ApiError(Exception):
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
-    response = jsonify(error=exc.error, detail=exc.detail, **exc.extra)
-    response.status_code = exc.status
+    response = json_error(exc.status, exc.error, exc.detail, **exc.extra)
     if exc.status == 429 and "retry_after" in exc.extra:
         response.headers["Retry-After"] = str(exc.extra["retry_after"])
     return response
@@ -45,7 +45,7 @@ def _api_error(exc: ApiError):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    return jsonify(error=exc.name.lower().replace(" ", "_"), detail=exc.description or ""), exc.code
+    return json_error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or "")
 
 
 @bp.before_request

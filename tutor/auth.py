@@ -123,7 +123,9 @@ def admin_guard():
     students get 403, never data. Writes must come from this site (Origin/Referer check):
     the third-party scripts of Dash and rq-dashboard cannot send our CSRF token.
     """
-    from flask import jsonify, redirect, url_for
+    from flask import redirect, url_for
+
+    from .errors import json_error
 
     if not request.path.startswith(ADMIN_PREFIX) and request.path.rstrip("/") != ADMIN_PREFIX.rstrip("/"):
         return None
@@ -136,15 +138,15 @@ def admin_guard():
     if not current_user.is_authenticated:
         if wants_page:
             return redirect(url_for("tutor.login", next=request.full_path.rstrip("?")))
-        return jsonify(error="unauthorized", detail="Log in as an admin."), 401
+        return json_error(401, "unauthorized", "Log in as an admin.")
     if current_user.role != "admin":
         if wants_page:
             from flask import abort
 
             abort(403, "This page is for admins.")
-        return jsonify(error="forbidden", detail="Admins only."), 403
+        return json_error(403, "forbidden", "Admins only.")
     if request.method not in SAFE_METHODS and not same_origin():
-        return jsonify(error="csrf_failed", detail="Cross-site request refused."), 403
+        return json_error(403, "csrf_failed", "Cross-site request refused.")
     return None
 
 

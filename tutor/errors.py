@@ -6,12 +6,22 @@ answers 503 JSON; the cause goes to the log.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 
-def _wants_json() -> bool:
+def json_error(status: int, error: str, detail: str = "", **extra: Any) -> Response:
+    """The one JSON error shape of the API: ``{"error": code, "detail": sentence, ...}``."""
+    response = jsonify(error=error, detail=detail, **extra)
+    response.status_code = status
+    return response
+
+
+def wants_json() -> bool:
+    """Whether this request gets JSON errors: the API, and admin endpoints that are not pages."""
     if request.path.startswith("/api/"):
         return True
     return request.path.startswith("/admin/") and not request.accept_mimetypes.accept_html
@@ -25,8 +35,8 @@ def _unavailable(exc: Exception):
         db.session.rollback()
     except Exception:  # noqa: BLE001 - the connection is gone; nothing to roll back
         pass
-    if _wants_json():
-        return {"error": "unavailable", "detail": "The service is temporarily unavailable; try again shortly."}, 503
+    if wants_json():
+        return json_error(503, "unavailable", "The service is temporarily unavailable; try again shortly.")
     # Rendered without Flask's context processors: Flask-Login's would load the user, which
     # needs the database that is down.
     page = current_app.jinja_env.get_template("unavailable.html").render()
@@ -37,8 +47,8 @@ def _internal(exc: Exception):
     if isinstance(exc, HTTPException) and not isinstance(exc, InternalServerError):
         return exc
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    if _wants_json():
-        return {"error": "internal_error", "detail": "Something went wrong on our side; it has been logged."}, 500
+    if wants_json():
+        return json_error(500, "internal_error", "Something went wrong on our side; it has been logged.")
     return render_template(
         "error.html", title="Something went wrong", message="It has been logged. Please try again in a moment."
     ), 500

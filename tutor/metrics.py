@@ -132,10 +132,9 @@ def metrics():
     )
     if not allowed:
         status = 403 if current_user.is_authenticated else 401
-        return {
-            "error": "unauthorized",
-            "detail": "Send 'Authorization: Bearer <METRICS_TOKEN>' or log in as an admin.",
-        }, status
+        from .errors import json_error
+
+        return json_error(status, "unauthorized", "Send 'Authorization: Bearer <METRICS_TOKEN>' or log in as an admin.")
     from .extensions import redis_ext
 
     registry = CollectorRegistry()

@@ -12,6 +12,7 @@ from . import bp
 from .auth import csrf_ok, role_required, user_for_embed
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, verify_token
+from .errors import json_error, wants_json
 from .extensions import db
 from .models import TutoringSession
 from .security import login_throttled, record_failed_login
@@ -132,13 +133,13 @@ def embed():
 
 @bp.app_errorhandler(404)
 def not_found(exc):
-    if request.path.startswith("/api/"):
-        return {"error": "not_found", "detail": "No such resource."}, 404
+    if wants_json():
+        return json_error(404, "not_found", "No such resource.")
     return render_template("error.html", title="Not found", message="There is nothing at this address."), 404
 
 
 @bp.app_errorhandler(403)
 def forbidden(exc):
-    if request.path.startswith("/api/"):
-        return {"error": "forbidden", "detail": getattr(exc, "description", "")}, 403
+    if wants_json():
+        return json_error(403, "forbidden", getattr(exc, "description", ""))
     return render_template("error.html", title="Not allowed", message=getattr(exc, "description", "")), 403
