@@ -373,11 +373,9 @@ class _Day:
 _I32, _I16 = np.int32, np.int16
 
 
-def _rows(frame: pd.DataFrame, groups: dict[str, np.ndarray], day: str, column: str, dtype: Any) -> np.ndarray:
-    idx = groups.get(day)
-    if idx is None:
-        return np.zeros(0, dtype)
-    return frame[column].to_numpy()[idx].astype(dtype)
+def _ints(text: str) -> np.ndarray:
+    """Space-separated integers (``array_to_string`` output) as an int64 array, parsed in C."""
+    return np.fromstring(text, dtype=np.int64, sep=" ") if text.strip() else np.zeros(0, np.int64)
 
 
 class DayStore:
@@ -457,80 +455,71 @@ class DayStore:
         return [out[d] for d in wanted]
 
     def _read(self, cur: Any, days: list[date], versions: dict[date, tuple[Any, ...]]) -> dict[date, _Day]:
+        """The days' rollup rows, in the shape ``jobs.analytics.compute_rollups`` gives live days."""
         params = {"days": days, "buckets": LATENCY_BUCKETS}
         where = "date = ANY(%(days)s::date[])"
         sums = ", ".join(SUMS)
+        key = "date, subject, grade_level"
         daily = _copy_frame(
             cur,
-            f"SELECT date, subject, grade_level, {sums}, CASE WHEN latency_count > 0 AND cardinality(latency_hist) = "
-            f"%(buckets)s THEN array_to_string(latency_hist, ' ') END AS hist FROM rollup_daily WHERE {where}",
+            f"SELECT {key}, {sums}, CASE WHEN latency_count > 0 AND cardinality(latency_hist) = %(buckets)s "
+            f"THEN array_to_string(latency_hist, ' ') END AS hist FROM rollup_daily WHERE {where}",
             params,
             {"date": str, "subject": str, "hist": str} | dict.fromkeys(SUMS, np.int64),
         )
         students = _copy_frame(
             cur,
-            "SELECT date, student_id, subject, grade_level, sessions, rating_sum, rating_count "
-            f"FROM rollup_student_day WHERE {where}",
+            f"SELECT {key}, array_to_string(student_ids, ' ') AS student_ids, array_to_string(sessions, ' ') AS sessions, "
+            "array_to_string(rating_sums, ' ') AS rating_sums, array_to_string(rating_counts, ' ') AS rating_counts "
+            f"FROM rollup_students WHERE {where}",
             params,
-            {"date": str, "subject": str},
+            {"date": str, "subject": str, "student_ids": str, "sessions": str, "rating_sums": str, "rating_counts": str},
         )
         topics = _copy_frame(
             cur,
-            f"SELECT date, subject, grade_level, topic, sessions FROM rollup_topic_day WHERE {where}",
+            f"SELECT {key}, array_to_string(topics, E'\\x1f') AS topics, array_to_string(sessions, ' ') AS sessions "
+            f"FROM rollup_topics WHERE {where}",
             params,
-            {"date": str, "subject": str, "topic": str},
+            {"date": str, "subject": str, "topics": str, "sessions": str},
         )
         hours = _copy_frame(
             cur,
-            f"SELECT date, subject, grade_level, weekday * 24 + hour AS slot, sessions FROM rollup_hour WHERE {where}",
+            f"SELECT {key}, weekday, array_to_string(sessions, ' ') AS sessions FROM rollup_hours WHERE {where}",
             params,
-            {"date": str, "subject": str},
+            {"date": str, "subject": str, "sessions": str},
         )
-        for frame, column in ((daily, "subject"), (students, "subject"), (topics, "subject"), (hours, "subject")):
-            frame[column] = self.subjects.encode(frame[column].to_numpy())
-        topics["topic"] = self.topics.encode(topics["topic"].to_numpy())
+        index = {day.isoformat(): i for i, day in enumerate(days)}
 
+        def rows(frame: pd.DataFrame, arrays: Sequence[str] = ()) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "day": frame["date"].map(index).to_numpy(np.int64),
+                "subject": frame["subject"].to_numpy(object),
+                "grade_level": frame["grade_level"].to_numpy(np.int64),
+            }
+            for name in arrays:
+                texts = frame[name].fillna("").to_numpy(object)
+                flat = _ints(" ".join(texts))
+                lengths = [len(s.split(" ")) if s else 0 for s in texts]
+                out[name] = np.split(flat, np.cumsum(lengths)[:-1]) if len(texts) else []
+            return out
+
+        d = rows(daily) | {name: daily[name].to_numpy(np.int64) for name in SUMS}
         hist_text = daily["hist"].to_numpy()
         has_hist = pd.notna(daily["hist"]).to_numpy()
-        hists = np.zeros((len(daily), LATENCY_BUCKETS), np.int32)
+        hists = np.zeros((len(daily), LATENCY_BUCKETS), np.int64)
         if has_hist.any():
-            parsed = np.array(" ".join(hist_text[has_hist]).split(), dtype=np.int64)
-            hists[has_hist] = parsed.reshape(-1, LATENCY_BUCKETS)
-        d_groups = daily.groupby("date").indices if len(daily) else {}
-        s_groups = students.groupby("date").indices if len(students) else {}
-        t_groups = topics.groupby("date").indices if len(topics) else {}
-        h_groups = hours.groupby("date").indices if len(hours) else {}
-        sums_matrix = daily[list(SUMS)].to_numpy(np.int64)
-        out = {}
-        for day in days:
-            key = day.isoformat()
-            idx = d_groups.get(key, np.zeros(0, np.int64))
-            day_hist = hists[idx]
-            nonzero = np.flatnonzero(day_hist.any(axis=0)) if len(idx) else np.zeros(0, np.int64)
-            lo, hi = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
-            out[day] = _Day(
-                version=versions.get(day),
-                d_subject=_rows(daily, d_groups, key, "subject", _I32),
-                d_grade=_rows(daily, d_groups, key, "grade_level", _I16),
-                d_sums=sums_matrix[idx],
-                d_hist=np.ascontiguousarray(day_hist[:, lo:hi]),
-                h_lo=lo,
-                s_student=_rows(students, s_groups, key, "student_id", _I32),
-                s_subject=_rows(students, s_groups, key, "subject", _I32),
-                s_grade=_rows(students, s_groups, key, "grade_level", _I16),
-                s_sessions=_rows(students, s_groups, key, "sessions", _I32),
-                s_rating_sum=_rows(students, s_groups, key, "rating_sum", _I32),
-                s_rating_count=_rows(students, s_groups, key, "rating_count", _I32),
-                t_topic=_rows(topics, t_groups, key, "topic", _I32),
-                t_subject=_rows(topics, t_groups, key, "subject", _I32),
-                t_grade=_rows(topics, t_groups, key, "grade_level", _I16),
-                t_sessions=_rows(topics, t_groups, key, "sessions", _I32),
-                h_slot=_rows(hours, h_groups, key, "slot", _I16),
-                h_subject=_rows(hours, h_groups, key, "subject", _I32),
-                h_grade=_rows(hours, h_groups, key, "grade_level", _I16),
-                h_sessions=_rows(hours, h_groups, key, "sessions", _I32),
-            )
-        return out
+            hists[has_hist] = _ints(" ".join(hist_text[has_hist])).reshape(-1, LATENCY_BUCKETS)
+        d["latency_hist"] = list(hists)
+        t_rows = rows(topics, ["sessions"])
+        t_rows["topics"] = [np.array(s.split("\x1f"), dtype=object) for s in topics["topics"].fillna("").tolist()]
+        h_rows = rows(hours, ["sessions"]) | {"weekday": hours["weekday"].to_numpy(np.int64)}
+        out = {
+            "rollup_daily": d,
+            "rollup_students": rows(students, ["student_ids", "sessions", "rating_sums", "rating_counts"]),
+            "rollup_topics": t_rows,
+            "rollup_hours": h_rows,
+        }
+        return {day: replace(_day_from_rollups(out, i, self), version=versions.get(day)) for i, day in enumerate(days)}
 
 
 STORE = DayStore()
