@@ -1,6 +1,7 @@
 """``python app.py``: the one-command run, its failure messages, and a clean stop."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -139,5 +140,6 @@ def test_embedded_run_interrupted_first_start_then_ready_then_clean_stop(tmp_pat
     out = "".join(lines)
     assert proc.returncode == 0
     assert "demo admin: admin@demo.aitutor.local" in out
+    assert re.search(r"rolled up \d+ days of demo history", out), out  # the dashboard reads rollups at once
     time.sleep(0.5)
     assert _leftovers(instance, seen) == []
