@@ -473,7 +473,14 @@ class DayStore:
             "array_to_string(rating_sums, ' ') AS rating_sums, array_to_string(rating_counts, ' ') AS rating_counts "
             f"FROM rollup_students WHERE {where}",
             params,
-            {"date": str, "subject": str, "student_ids": str, "sessions": str, "rating_sums": str, "rating_counts": str},
+            {
+                "date": str,
+                "subject": str,
+                "student_ids": str,
+                "sessions": str,
+                "rating_sums": str,
+                "rating_counts": str,
+            },
         )
         topics = _copy_frame(
             cur,
@@ -906,11 +913,6 @@ def _load_range(
         )
         result.hours = hours
     return result
-
-
-def _concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    parts = [p[columns] for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in columns})
 
 
 def _ratio(num: float, den: float) -> float | None:
