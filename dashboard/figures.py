@@ -123,6 +123,12 @@ def _dates(values: Any) -> list[str]:
     return [v.isoformat() if isinstance(v, date | datetime) else str(v) for v in values]
 
 
+def _day_range(daily: pd.DataFrame) -> list[str]:
+    """An x range that holds the range's days and nothing more (bars would pad it by days)."""
+    first, last = pd.Timestamp(daily["date"].iloc[0]), pd.Timestamp(daily["date"].iloc[-1])
+    return [(first - pd.Timedelta(hours=12)).isoformat(), (last + pd.Timedelta(hours=12)).isoformat()]
+
+
 def _no_sessions(daily: pd.DataFrame) -> bool:
     return daily is None or not len(daily) or int(daily["sessions"].sum()) == 0
 
@@ -240,9 +246,11 @@ def heatmap_figure(heatmap: pd.DataFrame) -> dict[str, Any]:
             {
                 "type": "heatmap",
                 "name": "Sessions",
-                "z": grid.tolist(),
+                # Rows bottom to top: Sunday first, so Monday is on top without a reversed axis
+                # (plotly does not always re-apply ``autorange: "reversed"`` when Dash updates it).
+                "z": grid[::-1].tolist(),
                 "x": [f"{h:02d}" for h in range(24)],
-                "y": list(WEEKDAYS),
+                "y": list(reversed(WEEKDAYS)),
                 "colorscale": SEQUENTIAL,
                 "xgap": 2,
                 "ygap": 2,
@@ -252,7 +260,7 @@ def heatmap_figure(heatmap: pd.DataFrame) -> dict[str, Any]:
         ],
         "layout": _layout(
             xaxis={"title": {"text": "hour of day"}, "type": "category", "showgrid": False},
-            yaxis={"autorange": "reversed", "type": "category", "showgrid": False, "rangemode": None},
+            yaxis={"type": "category", "showgrid": False, "rangemode": None},
             margin={"l": 44, "r": 8, "t": 8, "b": 40},
         ),
     }
@@ -287,7 +295,7 @@ def satisfaction_figure(daily: pd.DataFrame) -> dict[str, Any]:
             },
         ],
         "layout": _layout(
-            xaxis={"type": "date", "tickformat": "%d %b"},
+            xaxis={"type": "date", "tickformat": "%d %b", "range": _day_range(daily)},
             yaxis={"title": {"text": "avg. rating"}, "range": [1, 5.1], "rangemode": None},
             yaxis2=_axis(overlaying="y", side="right", showgrid=False, rangemode="tozero", title={"text": "ratings"}),
             hovermode="x unified",
@@ -349,7 +357,7 @@ def quality_figure(daily: pd.DataFrame) -> dict[str, Any]:
         ],
         "layout": _layout(
             xaxis={"type": "date", "tickformat": "%d %b", "anchor": "y", "matches": "x2", "showticklabels": False},
-            xaxis2=_axis(type="date", tickformat="%d %b", anchor="y2"),
+            xaxis2=_axis(type="date", tickformat="%d %b", anchor="y2", range=_day_range(daily)),
             yaxis={"domain": [0.45, 1], "title": {"text": "latency (s)"}},
             yaxis2=_axis(domain=[0, 0.33], rangemode="tozero", title={"text": "failed"}),
             yaxis3=_axis(

@@ -514,6 +514,17 @@ def daily_frame(days: int, live_last: bool = True) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.parametrize("make", ["satisfaction_figure", "quality_figure"])
+def test_daily_bar_charts_span_exactly_the_range(make):
+    """Bars pad a date axis by days on their own: the x range is the range's days, half a day each side."""
+    daily = daily_frame(90)
+    fig = getattr(figures, make)(daily)
+    axis = fig["layout"]["xaxis"] if make == "satisfaction_figure" else fig["layout"]["xaxis2"]
+    lo, hi = (pd.Timestamp(v) for v in axis["range"])
+    assert lo == pd.Timestamp(TODAY - timedelta(days=89)) - pd.Timedelta(hours=12)
+    assert hi == pd.Timestamp(TODAY) + pd.Timedelta(hours=12)
+
+
 @pytest.mark.parametrize("days", [7, 30, 90])
 def test_sessions_figure_has_one_point_per_day_oldest_first(days):
     frame = daily_frame(days)
@@ -546,8 +557,11 @@ def test_every_figure_is_valid_plotly_with_its_traces():
     for fig in built.values():
         go.Figure(fig)
     assert built["duration"]["data"][0]["y"][2] is None  # a gap, not a zero
-    z = built["heatmap"]["data"][0]["z"]
-    assert len(z) == 7 and len(z[0]) == 24 and z[1][0] == 24 and built["heatmap"]["data"][0]["y"][0] == "Mon"
+    heatmap = built["heatmap"]["data"][0]
+    rows = dict(zip(heatmap["y"], heatmap["z"], strict=True))
+    assert len(rows) == 7 and len(rows["Tue"]) == 24 and rows["Tue"][0] == 24
+    assert heatmap["y"][-1] == "Mon"  # the last category is drawn on top
+    assert "autorange" not in built["heatmap"]["layout"]["yaxis"]
     bars = built["topics"]["data"][0]
     assert len(bars["y"]) == 12 and bars["y"][-1] == "t0"  # the top twelve, most popular on top
     assert bars["marker"]["color"][bars["y"].index("t1")] == figures.ACCENT
