@@ -15,11 +15,11 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 
 from flask import Flask
 from rq import Worker
-from rq.defaults import DEFAULT_WORKER_TTL
 from rq.worker import WorkerStatus
 
 from tutor.config import ConfigError
@@ -36,7 +36,8 @@ class AppWorker(Worker):
     off the time to a reply's first token (``docs/PERFORMANCE.md``). Every other job (rollups,
     maintenance) runs in a fresh work horse (a fork), RQ's default, so a large job's memory goes
     back to the system when it ends. A job that crashes the interpreter takes an in-process
-    reply's worker with it; RQ retries the reply once its heartbeat expires (tested).
+    reply's worker with it; RQ retries the reply once its heartbeat expires (tested), which a
+    thread renews while the reply runs, as the forking worker does for its horse.
     """
 
     flask_app: Flask
@@ -45,16 +46,28 @@ class AppWorker(Worker):
     def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
         if queue.name not in self.in_process_queues:
             return super().execute_job(job, queue)
-        # What rq.SimpleWorker does: prepare, perform here, back to idle.
+        # What rq.SimpleWorker does (prepare, perform here, back to idle), plus what the forking
+        # worker does while it waits for a horse: renew the heartbeats every monitoring interval,
+        # so a dead worker's reply is retried about as soon as a dead horse's job.
         execution = self.prepare_execution(job)
-        self.perform_job(job, queue, execution)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:  # noqa: BLE001 - Redis gone for a moment: the next beat tries again
+                    log.warning("could not renew the heartbeat of %s", job.id, exc_info=True)
+
+        beating = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
+        beating.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beating.join(5)
         self.set_state(WorkerStatus.IDLE)
         return None
-
-    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:  # type: ignore[no-untyped-def]
-        if job.origin in self.in_process_queues:  # nobody beats the heart during the job: cover all of it
-            return int(job.timeout if job.timeout and job.timeout > 0 else DEFAULT_WORKER_TTL) + 60
-        return super().get_heartbeat_ttl(job, working_time)
 
     def perform_job(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
         from tutor import metrics

@@ -50,6 +50,21 @@ def test_replies_run_in_the_worker_process_other_jobs_in_a_fork(app_ctx, fork_ev
     assert other.return_value() != os.getpid()
 
 
+def test_an_in_process_reply_keeps_its_heartbeat(app_ctx):
+    """Nobody else renews an in-process job's heartbeat: the worker's thread does, every
+    monitoring interval, so a dead worker's reply is retried as soon as a dead horse's job."""
+    from worker import AppWorker
+
+    job = get_queue("ai").enqueue("tests.worker_jobs.heartbeats_while_sleeping", 2.5)
+    AppWorker.flask_app = app_ctx
+    worker = AppWorker(["ai"], connection=get_queue().connection, job_monitoring_interval=1)
+    assert worker.work(burst=True)
+    job.refresh()
+    assert job.get_status() == "finished", job.latest_result().exc_string
+    beats = sorted(set(job.return_value()))
+    assert len(beats) >= 3  # the start, then a renewal about every second
+
+
 def test_close_idle_sessions_keeps_recent_ones(app_ctx):
     from jobs.maintenance import close_idle_sessions
 
