@@ -134,7 +134,7 @@ def live_seconds() -> float:
     """How long today's live figures are reused (``ANALYTICS_LIVE_SECONDS``; 0: never)."""
     from flask import current_app, has_app_context
 
-    return float(current_app.config.get("ANALYTICS_LIVE_SECONDS", 5) if has_app_context() else 0)
+    return float(current_app.config["ANALYTICS_LIVE_SECONDS"]) if has_app_context() else 0.0
 
 
 def analytics_today(tz: ZoneInfo | None = None, now: datetime | None = None) -> date:
@@ -506,14 +506,14 @@ class DayStore:
             for name in arrays:
                 texts = frame[name].fillna("").to_numpy(object)
                 flat = _ints(" ".join(texts))
-                lengths = [len(s.split(" ")) if s else 0 for s in texts]
+                lengths = [s.count(" ") + 1 if s else 0 for s in texts]
                 out[name] = np.split(flat, np.cumsum(lengths)[:-1]) if len(texts) else []
             return out
 
         d = rows(daily) | {name: daily[name].to_numpy(np.int64) for name in SUMS}
         hist_text = daily["hist"].to_numpy()
         has_hist = pd.notna(daily["hist"]).to_numpy()
-        hists = np.zeros((len(daily), LATENCY_BUCKETS), np.int64)
+        hists = np.zeros((len(daily), LATENCY_BUCKETS), np.int32)
         if has_hist.any():
             hists[has_hist] = _ints(" ".join(hist_text[has_hist])).reshape(-1, LATENCY_BUCKETS)
         d["latency_hist"] = list(hists)

@@ -287,9 +287,9 @@ def compute_rollups(
 # Three reads per chunk, each an index range scan on created_at:
 # - the sessions started on the chunk's days, with their student's grade;
 # - the topics of those sessions (an index lookup per session);
-# - at the same time, on a second connection, the messages sent on those days that count somewhere (student messages, finished or failed
-#   replies), with their session's id; messages of sessions that started before the chunk look
-#   their session up by id afterwards.
+# - at the same time, on a second connection, the messages sent on those days that count
+#   somewhere (student messages, finished or failed replies), with their session's id; messages
+#   of sessions that started before the chunk look their session up by id afterwards.
 # Rows come out of PostgreSQL as binary COPY with every column fixed-width and non-null (text
 # becomes a code into a known list of names, NULL a -1), so numpy reads them in place: no
 # per-row parsing in Python. numpy then joins messages and topics to their sessions by id.
@@ -409,16 +409,24 @@ def _uuid_keys(ids: np.ndarray) -> np.ndarray:
     return halves[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ halves[:, 1]
 
 
-def _lookup(session_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """For each uuid of ``wanted``, its row in ``session_ids`` (unique uuids), or -1."""
+def _row_finder(session_ids: np.ndarray) -> Any:
+    """``find(wanted)``: for each uuid of ``wanted``, its row in ``session_ids`` (unique uuids),
+    or -1. The hash index over ``session_ids`` is built once for every lookup."""
     keys = pd.Index(_uuid_keys(session_ids))
-    if keys.is_unique:
-        at = keys.get_indexer(_uuid_keys(wanted))
-        found = at >= 0
-        if (session_ids[at[found]] == wanted[found]).all():  # a key clash would show here
-            return at
-    where = {bytes(u): i for i, u in enumerate(session_ids)}  # exact (and slower) fallback
-    return np.array([where.get(bytes(u), -1) for u in wanted], dtype=np.int64)
+    exact: dict[bytes, int] | None = None
+
+    def find(wanted: np.ndarray) -> np.ndarray:
+        nonlocal exact
+        if keys.is_unique:
+            at = keys.get_indexer(_uuid_keys(wanted))
+            found = at >= 0
+            if (session_ids[at[found]] == wanted[found]).all():  # a key clash would show here
+                return at
+        if exact is None:  # exact (and slower) fallback
+            exact = {bytes(u): i for i, u in enumerate(session_ids)}
+        return np.array([exact.get(bytes(u), -1) for u in wanted], dtype=np.int64)
+
+    return find
 
 
 def _local(micros: np.ndarray, zone: ZoneInfo, first_day: int) -> tuple[np.ndarray, np.ndarray]:
@@ -448,9 +456,8 @@ class _Source:
     sessions: dict[str, np.ndarray]  # day, hour, s, g, student_id, duration (-1: none), rating (-1: none)
     topics: dict[str, np.ndarray]  # day, s, g, topic (code into topic_names)
     topic_names: np.ndarray
-    messages: dict[
-        str, np.ndarray
-    ]  # day, s, g, kind (0 student, 1 done, 2 failed), revealed (-1/0/1), latency_ms (-1: none)
+    # day, s, g, kind (0 student, 1 done, 2 failed), revealed (-1/0/1), latency_ms (-1: none)
+    messages: dict[str, np.ndarray]
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -523,7 +530,8 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
     in_days = (s_day >= 0) & (s_day < n_days)
     s_subject, s_grade = s["subject"].astype(np.int64), s["grade"].astype(np.int64)
 
-    t_at = _lookup(s["id"], t["id"])
+    session_row = _row_finder(s["id"])
+    t_at = session_row(t["id"])
     t_keep = t_at >= 0
     t_keep[t_keep] = in_days[t_at[t_keep]]
     t_row = t_at[t_keep]
@@ -532,7 +540,7 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
     if not one_exact_day:
         m_day, _ = _local(m["created_at"], zone, first_day)
     m_keep = (m_day >= 0) & (m_day < n_days)
-    m_row = _lookup(s["id"], m["session_id"])
+    m_row = session_row(m["session_id"])
     ours = m_row >= 0
     m_subject = np.where(ours, s_subject[np.maximum(m_row, 0)] if len(s_subject) else 0, 0)
     m_grade = np.where(ours, s_grade[np.maximum(m_row, 0)] if len(s_grade) else 0, UNKNOWN_GRADE)

@@ -111,10 +111,9 @@ def _wait_until_idle(redis_url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     idle_since = None
     while time.monotonic() < deadline:
-        busy = any(w.get_state() == "busy" for w in Worker.all(connection=conn))
-        busy = busy or any(
-            Queue(name, connection=conn).count or Queue(name, connection=conn).started_job_registry.count
-            for name in QUEUES
+        queues = [Queue(name, connection=conn) for name in QUEUES]
+        busy = any(w.get_state() == "busy" for w in Worker.all(connection=conn)) or any(
+            q.count or q.started_job_registry.count for q in queues
         )
         if busy:
             idle_since = None

@@ -14,9 +14,9 @@ RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeou
 
 @functools.lru_cache(maxsize=8)
 def _client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
-    """One client (and its pool of HTTP connections) per endpoint and key in a process, so a
-    worker that runs jobs in-process (``worker.py --no-fork``) keeps its connection to the
-    provider between replies. Forked work horses start with none and make their own."""
+    """One client (and its pool of HTTP connections) per endpoint and key in a process, so the
+    worker, which runs replies in its own process (``worker.AppWorker``), keeps its connection
+    to the provider between replies. Forked work horses start with none and make their own."""
     # Retries belong to the RQ job (visible as ``attempts``), not to the client.
     return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
 
