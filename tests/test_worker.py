@@ -55,7 +55,7 @@ def test_an_in_process_reply_keeps_its_heartbeat(app_ctx):
     monitoring interval, so a dead worker's reply is retried as soon as a dead horse's job."""
     from worker import AppWorker
 
-    job = get_queue("ai").enqueue("tests.worker_jobs.heartbeats_while_sleeping", 2.5)
+    job = get_queue("ai").enqueue("tests.worker_jobs.heartbeats_while_sleeping", 3.5)
     AppWorker.flask_app = app_ctx
     worker = AppWorker(["ai"], connection=get_queue().connection, job_monitoring_interval=1)
     assert worker.work(burst=True)
