@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 
-from tutor.config import ConfigError, development_secret_key, load_settings
+from foundation.config import ConfigError, development_secret_key, load_settings
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -47,12 +47,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config["DEBUG"] = False if app.config["APP_ENV"] == "production" else app.config.get("DEBUG", False)
 
+    from devtools import cli as devtools_cli
+    from foundation import errors, health, logs, metrics, security
+    from foundation.extensions import db, migrate, redis_ext
     from jobs import cli as jobs_cli
-    from tutor import auth, cli, errors, health, logs, metrics, openapi, security  # noqa: F401  (openapi: route)
+    from tutor import auth, cli, openapi  # noqa: F401  (openapi: route)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
     from tutor.curriculum import use_directory
-    from tutor.extensions import db, migrate, redis_ext
 
     logs.init_app(app)
     use_directory(app.config["CURRICULUM_DIR"])  # a broken file stops start-up, naming the file and field
@@ -65,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     cli.init_app(app)
     jobs_cli.init_app(app)
+    devtools_cli.init_app(app)
     app.before_request(auth.admin_guard)
     security.init_app(app)
     metrics.init_app(app)
@@ -90,7 +93,7 @@ def _resolve_services(app: Flask) -> None:
     """In development, CLI commands find the embedded services of a running ``python app.py``."""
     if app.config["DATABASE_URL"] and app.config["REDIS_URL"]:
         return
-    from tutor.embedded import discover
+    from foundation.embedded import discover
 
     found = discover(Path(app.instance_path)) if app.config["APP_ENV"] != "production" else None
     for name in ("DATABASE_URL", "REDIS_URL"):
@@ -104,9 +107,12 @@ def _resolve_services(app: Flask) -> None:
 
 
 if __name__ == "__main__":
-    from tutor.devserver import main
+    from functools import partial
+
+    from devtools.firstrun import prepare_database
+    from foundation.devserver import main
 
     try:
-        sys.exit(main())
+        sys.exit(main(prepare=partial(prepare_database, create_app)))
     except ConfigError as exc:
         sys.exit(f"error: {exc}")

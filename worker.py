@@ -22,7 +22,7 @@ from flask import Flask
 from rq import Worker
 from rq.worker import WorkerStatus
 
-from tutor.config import ConfigError
+from foundation.config import ConfigError
 from tutor.curriculum import CurriculumError
 
 log = logging.getLogger("worker")
@@ -70,8 +70,8 @@ class AppWorker(Worker):
         return None
 
     def perform_job(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
-        from tutor import metrics
-        from tutor.extensions import db, redis_ext
+        from foundation import metrics
+        from foundation.extensions import db, redis_ext
 
         with self.flask_app.app_context():
             if self.is_horse:  # a fork: never reuse the parent's pooled connections
@@ -100,7 +100,7 @@ def build_app() -> Flask:
 
 def check_services(app: Flask) -> str | None:
     """One line naming the service that cannot be reached, or None."""
-    from tutor.health import check_services as probe
+    from foundation.health import check_services as probe
 
     status = probe(app, deadline=5.0)
     for name, var in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL")):
@@ -128,8 +128,8 @@ def preload() -> None:
 
 
 def run_worker(app: Flask, queues: list[str], burst: bool = False, fork_every_job: bool = False) -> bool:
-    from jobs import QUEUES
-    from tutor.extensions import make_redis
+    from foundation.extensions import make_redis
+    from foundation.queue import QUEUES
 
     unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
@@ -147,8 +147,8 @@ def run_worker(app: Flask, queues: list[str], burst: bool = False, fork_every_jo
 
 def _sweep_on_start(app: Flask) -> None:
     """Replies left queued while no worker (or no Redis) was there are picked up at once."""
+    from foundation.extensions import db
     from jobs.maintenance import sweep_outbox
-    from tutor.extensions import db
 
     with app.app_context():
         try:
@@ -163,8 +163,8 @@ def _sweep_on_start(app: Flask) -> None:
 def run_scheduler(app: Flask, interval: int = 5, burst: bool = False) -> None:
     from rq_scheduler import Scheduler
 
+    from foundation.extensions import make_redis
     from jobs.schedule import sync_schedule
-    from tutor.extensions import make_redis
 
     # rq-scheduler reads cron strings in the process's local time zone.
     os.environ["TZ"] = app.config["ANALYTICS_TZ"]

@@ -5,7 +5,7 @@
 
 1. Prepares the database (DROP/CREATE SCHEMA public, ``flask db upgrade``) and creates a
    student. The database name must contain "bench" (or pass --force): it is wiped.
-2. Throughput, side by side: the real app (``gunicorn -c python:tutor.gunicorn_conf
+2. Throughput, side by side: the real app (``gunicorn -c python:foundation.gunicorn_conf
    'app:create_app()'``, the Procfile's web process) and ``bench/bare_app.py`` (one trivial
    JSON route) under the same gunicorn settings, loaded by the same ``wrk`` script
    (``bench/api_bench.lua``) with the same connections, alternating A/B for --rounds rounds.
@@ -58,7 +58,7 @@ STUDENT_PASSWORD = "bench-password-123"
 SUBJECT = "mathematics"
 MESSAGE = "How do I add fractions like 1/2 + 1/3?"
 RATE_LIMIT = "1000000/minute"
-GUNICORN_CONF = "python:tutor.gunicorn_conf"
+GUNICORN_CONF = "python:foundation.gunicorn_conf"
 
 sys.path.insert(0, str(ROOT))
 
@@ -146,11 +146,11 @@ def write_quiet_config(tmp: Path) -> str:
     """The Procfile's config module with only the access log switched off.
 
     gunicorn cannot switch a configured access log off from the command line
-    (``--access-logfile ''`` is refused), so this file star-imports tutor.gunicorn_conf
+    (``--access-logfile ''`` is refused), so this file star-imports foundation.gunicorn_conf
     and overrides ``accesslog``; every other setting is the module's own.
     """
     path = tmp / "gunicorn_quiet.py"
-    path.write_text("from tutor.gunicorn_conf import *  # noqa: F403\n\naccesslog = None\n")
+    path.write_text("from foundation.gunicorn_conf import *  # noqa: F403\n\naccesslog = None\n")
     return str(path)
 
 
@@ -696,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
-    from tutor.config import load_settings
+    from foundation.config import load_settings
 
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="api-bench-"))

@@ -1,7 +1,7 @@
 """A bare Flask app with one trivial JSON route: the ceiling ``bench/api_bench.py`` compares
 the message-post endpoint against. Served with the same gunicorn settings as the real app:
 
-    gunicorn -c python:tutor.gunicorn_conf 'bench.bare_app:create_app()'
+    gunicorn -c python:foundation.gunicorn_conf 'bench.bare_app:create_app()'
 
 ``POST /ping`` (or GET) parses a JSON body if there is one and answers ``{"status": "ok"}``.
 No database, no Redis, no login: what is left is gunicorn + Flask + JSON.

@@ -12,7 +12,7 @@
         --database-url postgresql://postgres@127.0.0.1:5432/aitutor_dash10k_young
 
 ``prepare`` wipes the database (``DROP SCHEMA public CASCADE``), migrates it with the app's own
-migrations, seeds demo data (``tutor.demo.seed_demo``), rolls up every day before today
+migrations, seeds demo data (``devtools.demo.seed_demo``), rolls up every day before today
 (``jobs.analytics.rollup_range``) as the nightly job would have (today stays raw: the dashboard
 reads it live), runs ``VACUUM ANALYZE`` and creates the benchmark's admin.
 
@@ -74,9 +74,9 @@ def prepare(args: argparse.Namespace) -> None:
     from sqlalchemy import text
 
     from app import create_app
+    from devtools.demo import seed_demo
+    from foundation.extensions import db
     from jobs.analytics import local_today, rollup_range
-    from tutor.demo import seed_demo
-    from tutor.extensions import db
 
     app = create_app()
     with app.app_context():
@@ -129,7 +129,7 @@ def serve(args: argparse.Namespace) -> int:
     from app import create_app
     from dashboard import data
     from dashboard.callbacks import main_callback_payload
-    from tutor.extensions import db
+    from foundation.extensions import db
 
     app = create_app()
     client = app.test_client()

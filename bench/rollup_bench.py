@@ -96,7 +96,7 @@ def make_app(url: str, tz: str):
     """A bare Flask app bound to ``db`` with the app's engine settings (no Redis, no Dash)."""
     from flask import Flask
 
-    from tutor.extensions import db, migrate
+    from foundation.extensions import db, migrate
 
     app = Flask("rollup_bench")
     app.config.update(
@@ -156,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy import create_engine, text
 
     import jobs.analytics as analytics
-    from tutor.config import normalize_database_url
-    from tutor.demo import seed_demo
-    from tutor.extensions import db
+    from devtools.demo import seed_demo
+    from foundation.config import normalize_database_url
+    from foundation.extensions import db
 
     url = normalize_database_url(args.database_url)
     app = make_app(url, args.tz)

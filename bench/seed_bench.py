@@ -136,7 +136,7 @@ def count_rows(engine: Any) -> dict[str, int]:
 
 def columns() -> dict[str, str]:
     """The columns the seed writes (users also keep their ids, which sessions point at)."""
-    from tutor import demo
+    from devtools import demo
 
     return {
         "users": "id, " + demo.USER_COLUMNS,
@@ -166,7 +166,7 @@ def dump(engine: Any, folder: Path) -> dict[str, int]:
 
 def plain_copy(engine: Any, folder: Path) -> tuple[float, dict[str, float]]:
     """COPY the files back, table by table, in one transaction like the seed. Returns seconds."""
-    from tutor import demo
+    from devtools import demo
 
     cols = columns()
     per_table = {}
@@ -212,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy import create_engine, text
 
     from app import create_app
-    from tutor.config import normalize_database_url
-    from tutor.demo import seed_demo
-    from tutor.extensions import db
+    from devtools.demo import seed_demo
+    from foundation.config import normalize_database_url
+    from foundation.extensions import db
 
     url = normalize_database_url(args.database_url)
     wipe = create_engine(url)

@@ -244,7 +244,7 @@ def _days(first: date, last: date) -> list[date]:
 @contextmanager
 def _reader() -> Iterator[Any]:
     """A DBAPI cursor in a read-only REPEATABLE READ transaction (rolled back afterwards)."""
-    from tutor.extensions import db
+    from foundation.extensions import db
 
     conn = db.engine.raw_connection()
     try:

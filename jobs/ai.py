@@ -12,55 +12,18 @@ import time
 from datetime import UTC, datetime
 
 from flask import current_app
-from rq import Retry, get_current_job
+from rq import get_current_job
 from sqlalchemy import select, text
 
-from tutor import metrics, streams
-from tutor.extensions import db, redis_ext
+from foundation import metrics
+from foundation.extensions import db, redis_ext
+from tutor import streams
 from tutor.guardrail import reveals_answer
 from tutor.models import Message, TutoringSession
 from tutor.prompting import build_messages
 from tutor.providers import ProviderError, ReplyContext, Usage, get_provider
 
 log = logging.getLogger(__name__)
-
-JOB_TIMEOUT_S = 180
-
-
-def reply_job_id(reply_id: int) -> str:
-    return f"reply-{reply_id}"
-
-
-def reply_job_status(reply_id: int) -> str | None:
-    """The RQ status of the reply's job, or None when Redis holds no such job."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    try:
-        return Job.fetch(reply_job_id(reply_id), connection=redis_ext.conn).get_status()
-    except NoSuchJobError:
-        return None
-
-
-def retry_policy() -> Retry:
-    delays = [int(x) for x in str(current_app.config.get("AI_RETRY_DELAYS", "2,10,30")).split(",") if x.strip()]
-    return Retry(max=len(delays), interval=delays)
-
-
-def enqueue_reply(reply_id: int) -> None:
-    """Put the reply's job on the ``ai`` queue (raises if Redis is unreachable)."""
-    from jobs import AI_QUEUE, get_queue
-
-    get_queue(AI_QUEUE).enqueue(
-        "jobs.ai.process_ai_response",
-        reply_id,
-        job_id=reply_job_id(reply_id),
-        retry=retry_policy(),
-        job_timeout=JOB_TIMEOUT_S,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"tutor reply {reply_id}",
-    )
 
 
 def process_ai_response(reply_id: int) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 from flask import current_app
 from sqlalchemy import text
 
-from tutor.extensions import db
+from foundation.extensions import db
 from tutor.rollups import LATENCY_BUCKETS, UNKNOWN_GRADE, latency_bucket
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import text
 
-from tutor.extensions import db
+from foundation.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def close_idle_sessions(now: datetime | None = None) -> list[str]:
     db.session.commit()
     closed = [str(r) for r in rows]
     if closed:
-        from jobs import get_queue
+        from foundation.queue import get_queue
 
         queue = get_queue()
         for session_id in closed:
@@ -72,7 +72,7 @@ def sweep_outbox(now: datetime | None = None) -> list[int]:
     starts, is what gets the reply answered. Job ids are derived (``reply-<id>``), so a
     reply is never enqueued twice.
     """
-    from jobs.ai import enqueue_reply, reply_job_status
+    from tutor.replies import enqueue_reply, reply_job_status
 
     now = now or datetime.now(UTC)
     ids = (
@@ -97,9 +97,9 @@ def sweep_outbox(now: datetime | None = None) -> list[int]:
 
 def recover_stale_replies(now: datetime | None = None) -> dict[str, list[int]]:
     """Replies stuck in ``streaming`` past their job timeout: retried, or failed after the last try."""
-    from jobs.ai import JOB_TIMEOUT_S, enqueue_reply, reply_job_status, retry_policy
+    from foundation.extensions import redis_ext
     from tutor import streams
-    from tutor.extensions import redis_ext
+    from tutor.replies import JOB_TIMEOUT_S, enqueue_reply, reply_job_status, retry_policy
 
     now = now or datetime.now(UTC)
     max_attempts = 1 + (retry_policy().max or 0)
@@ -146,9 +146,9 @@ def purge_expired() -> dict[str, int]:
     from rq import Queue
     from rq.registry import clean_registries
 
-    from jobs import QUEUES
+    from foundation.extensions import redis_ext
+    from foundation.queue import QUEUES
     from tutor import streams
-    from tutor.extensions import redis_ext
 
     redis = redis_ext.conn
     for name in QUEUES:

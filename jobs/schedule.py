@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from rq.job import Job
 from rq_scheduler import Scheduler
 
-from jobs import DEFAULT_QUEUE
+from foundation.queue import DEFAULT_QUEUE
 
 ID_PREFIX = "periodic-"
 

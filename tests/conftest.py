@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tutor.config import normalize_database_url
+from foundation.config import normalize_database_url
 
 pytest_plugins = ["tests.browser_support"]  # the `browser` fixture of the browser tests
 
@@ -52,13 +52,13 @@ def services() -> Iterator[dict[str, str]]:
     redis_url = os.environ.get("TEST_REDIS_URL", "").strip()
     try:
         if not db_url:
-            from tutor.embedded import start_postgres
+            from foundation.embedded import start_postgres
 
             pg = start_postgres(tmp / "postgres", database="aitutor_test", delete_on_stop=True)
             stops.append(pg.stop)
             db_url = pg.url
         if not redis_url:
-            from tutor.embedded import start_redis
+            from foundation.embedded import start_redis
 
             rd = start_redis(tmp / "redis", persist=False)
             stops.append(rd.stop)
@@ -105,7 +105,7 @@ def _clean_state(request) -> Iterator[None]:
         yield
         return
     application = request.getfixturevalue("app")
-    from tutor.extensions import db, redis_ext
+    from foundation.extensions import db, redis_ext
 
     with application.app_context():
         with db.engine.begin() as conn:
@@ -145,7 +145,7 @@ class Student:
 
 
 def make_student(app, email="pupil@school.org", password="learning123", grade=7) -> Student:
-    from tutor.extensions import db
+    from foundation.extensions import db
     from tutor.users import create_user
 
     with app.app_context():

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from tutor.extensions import db
+from foundation.extensions import db
 
 
 class Rows:

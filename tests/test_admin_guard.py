@@ -5,8 +5,8 @@ import re
 import pytest
 from rq import Queue
 
+from foundation.extensions import redis_ext
 from tests.conftest import make_student
-from tutor.extensions import redis_ext
 
 
 def _admin_urls(app) -> list[tuple[str, str]]:
@@ -22,7 +22,7 @@ def _admin_urls(app) -> list[tuple[str, str]]:
 
 
 def _login_admin(app):
-    from tutor.extensions import db
+    from foundation.extensions import db
     from tutor.users import create_user
 
     with app.app_context():

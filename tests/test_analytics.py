@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from foundation.extensions import db
 from jobs.analytics import (
     aggregate_daily_stats,
     local_day_bounds,
@@ -19,7 +20,6 @@ from jobs.analytics import (
 )
 from jobs.cli import analytics_cli
 from tests.rows import Rows
-from tutor.extensions import db
 from tutor.rollups import (
     LATENCY_BUCKETS,
     LATENCY_EDGES_MS,
@@ -196,7 +196,7 @@ def test_rollup_tables_on_hand_built_days(app_ctx):
 
 
 def test_rollups_add_up_to_daily_stats(app_ctx):
-    from tutor.demo import seed_demo
+    from devtools.demo import seed_demo
 
     seed_demo(db.engine, students=40, days=4, seed=7, end=D, progress=False, now=utc(D, 23, 59))
     first = D - timedelta(days=3)

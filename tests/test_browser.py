@@ -84,7 +84,7 @@ def live_server(app, services) -> Iterator[str]:
 def _wait_for_worker(worker: subprocess.Popen, log, redis_url: str) -> None:
     from rq import Worker
 
-    from tutor.extensions import make_redis
+    from foundation.extensions import make_redis
 
     conn = make_redis(redis_url)
     deadline = time.monotonic() + 30
@@ -104,8 +104,8 @@ def _wait_until_idle(redis_url: str, timeout: float = 20) -> None:
     empties the tables."""
     from rq import Queue, Worker
 
-    from jobs import QUEUES
-    from tutor.extensions import make_redis
+    from foundation.extensions import make_redis
+    from foundation.queue import QUEUES
 
     conn = make_redis(redis_url)
     deadline = time.monotonic() + timeout
@@ -146,7 +146,7 @@ def new_page(browser, live_server, services):
 
 
 def create_student(app, email="pupil@school.org", password=PASSWORD) -> int:
-    from tutor.extensions import db
+    from foundation.extensions import db
     from tutor.users import create_user
 
     with app.app_context():
@@ -185,7 +185,7 @@ def send_and_wait(page, message: str):
 
 
 def query(app, sql: str, **params):
-    from tutor.extensions import db
+    from foundation.extensions import db
 
     with app.app_context():
         try:
@@ -195,7 +195,7 @@ def query(app, sql: str, **params):
 
 
 def execute(app, sql: str, **params):
-    from tutor.extensions import db
+    from foundation.extensions import db
 
     with app.app_context():
         try:

@@ -200,7 +200,7 @@ def test_conversation_through_the_api_and_worker(app, student):
     with app.app_context():
         from sqlalchemy import text
 
-        from tutor.extensions import db
+        from foundation.extensions import db
 
         flags = (
             db.session.execute(text("SELECT answer_revealed FROM messages WHERE role='tutor' ORDER BY id"))

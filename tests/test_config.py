@@ -1,6 +1,6 @@
 import pytest
 
-from tutor.config import ConfigError, development_secret_key, load_settings, normalize_database_url
+from foundation.config import ConfigError, development_secret_key, load_settings, normalize_database_url
 
 
 def test_defaults():

@@ -401,8 +401,8 @@ def test_long_messages_are_bounded(curriculum: Curriculum) -> None:
 def test_curriculum_dir_setting_replaces_the_shipped_subjects(app, tmp_path: Path) -> None:
     """A deployment keeps its subjects outside the source tree: CURRICULUM_DIR."""
     from app import create_app
+    from foundation.config import load_settings
     from tests.conftest import TEST_CONFIG
-    from tutor.config import load_settings
     from tutor.curriculum import use_directory
 
     settings = load_settings({"CURRICULUM_DIR": f" {tmp_path} "})

@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import text
 
 from dashboard import callbacks, data, figures, layout
+from foundation.extensions import db
 from jobs.analytics import rollup_range
 from tests.conftest import make_student
 from tests.rows import Rows
-from tutor.extensions import db
 from tutor.rollups import LATENCY_BUCKETS, ROLLUP_TABLES, UNKNOWN_GRADE, latency_percentiles
 
 UTC_TZ = ZoneInfo("UTC")

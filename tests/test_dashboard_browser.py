@@ -54,9 +54,9 @@ def live_server(app) -> Iterator[str]:
 def demo(app) -> None:
     """Demo data (about 100 days, 60 students), rolled up through yesterday like the nightly job, and an admin."""
     from dashboard import data
+    from devtools.demo import seed_demo
+    from foundation.extensions import db
     from jobs.analytics import local_today, rollup_range
-    from tutor.demo import seed_demo
-    from tutor.extensions import db
     from tutor.rollups import ROLLUP_TABLES
     from tutor.users import create_user
 

@@ -1,4 +1,4 @@
-"""Demo data: ``tutor.demo.seed_demo`` and ``flask demo seed``."""
+"""Demo data: ``devtools.demo.seed_demo`` and ``flask demo seed``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from tutor import demo
-from tutor.demo import SUBJECT_TOPICS, DemoSeedError, SeedResult, seed_demo
-from tutor.extensions import db
+from devtools import demo
+from devtools.demo import SUBJECT_TOPICS, DemoSeedError, SeedResult, seed_demo
+from foundation.extensions import db
 from tutor.models import Message, TutoringSession, User
 
 PAST_END = date(2025, 3, 30)  # a Sunday; history in the past is fully deterministic

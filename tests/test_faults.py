@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
+from foundation.extensions import db
 from tests.conftest import TEST_CONFIG, run_jobs
 from tests.openai_server import ScriptedOpenAI
-from tutor.extensions import db
 from tutor.models import Message
 
 pytestmark = pytest.mark.faults
@@ -32,8 +32,8 @@ def _login(app, email="fault@school.org"):
 def test_redis_down_while_posting_then_back(app, services, tmp_path):
     """(b) Stop Redis, post 20 messages, start Redis: all 20 answered, none twice."""
     from app import create_app
+    from foundation.embedded import start_redis
     from jobs.maintenance import sweep_outbox
-    from tutor.embedded import start_redis
 
     redis = start_redis(tmp_path / "redis", persist=True)
     faulty = create_app({**TEST_CONFIG, "REDIS_URL": redis.url, "SQLALCHEMY_DATABASE_URI": services["DATABASE_URL"]})
@@ -68,7 +68,7 @@ def test_postgres_down_then_back(tmp_path, services):
     from flask_migrate import upgrade
 
     from app import create_app
-    from tutor.embedded import start_postgres
+    from foundation.embedded import start_postgres
 
     pg = start_postgres(tmp_path / "pg", database="faults")
     faulty = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": pg.url, "REDIS_URL": services["REDIS_URL"]})

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from foundation.extensions import db, redis_ext
 from jobs.maintenance import recover_stale_replies, sweep_outbox
 from tests.conftest import run_jobs
-from tutor.extensions import db, redis_ext
 
 
 def _orphan_reply(app, student, age_s=120) -> int:

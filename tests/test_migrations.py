@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, make_url, text
 
-from tutor.extensions import db
+from foundation.extensions import db
 
 
 def test_autogenerate_finds_no_difference(app_ctx):

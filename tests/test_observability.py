@@ -3,8 +3,8 @@
 import json
 import logging
 
+from foundation.logs import ContextFilter, JsonFormatter
 from tests.conftest import make_student, run_jobs
-from tutor.logs import ContextFilter, JsonFormatter
 
 
 def test_request_id_is_echoed_and_generated(client):

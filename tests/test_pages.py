@@ -4,8 +4,8 @@ import re
 
 from sqlalchemy import func, select
 
+from foundation.extensions import db
 from tutor.embed import make_token
-from tutor.extensions import db
 from tutor.models import User
 
 
@@ -103,7 +103,7 @@ def test_security_headers_and_cookie_flags(app, student):
 
 
 def test_login_is_throttled_per_account(app, client):
-    from tutor.extensions import db
+    from foundation.extensions import db
     from tutor.users import create_user
 
     with app.app_context():

@@ -43,7 +43,7 @@ def _readyz(app):
 
 
 def test_redis_stopped(app, services, tmp_path):
-    from tutor.embedded import start_redis
+    from foundation.embedded import start_redis
 
     redis = start_redis(tmp_path / "r", persist=False)
     redis.stop()

@@ -5,10 +5,10 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from foundation.extensions import db
 from jobs.ai import process_ai_response
 from tests.conftest import run_jobs
 from tests.openai_server import ScriptedOpenAI
-from tutor.extensions import db
 from tutor.models import Message
 
 
@@ -43,8 +43,8 @@ def test_interrupted_attempt_is_redone_from_scratch(app, student):
     """A worker killed mid-reply leaves the row 'streaming' and half a stream; the retry resets."""
     _, reply_id = _ask(student)
     with app.app_context():
+        from foundation.extensions import redis_ext
         from tutor import streams
-        from tutor.extensions import redis_ext
 
         db.session.execute(db.text("UPDATE messages SET status='streaming', attempts=1 WHERE id=:i"), {"i": reply_id})
         db.session.commit()
@@ -79,8 +79,8 @@ def test_stream_after_expiry_comes_from_the_database(app, student):
     _, reply_id = _ask(student)
     run_jobs(app)
     with app.app_context():
+        from foundation.extensions import redis_ext
         from tutor import streams
-        from tutor.extensions import redis_ext
 
         redis_ext.conn.delete(streams.stream_key(reply_id))
         content = db.session.get(Message, reply_id).content
@@ -148,8 +148,8 @@ def test_provider_down_ends_in_failed_reply_not_endless_typing(openai_app, stude
 
 def test_a_superseded_attempt_cannot_write_to_the_stream(app_ctx):
     """A work horse that outlived its worker must not interleave with the retry's chunks."""
+    from foundation.extensions import redis_ext
     from tutor import streams
-    from tutor.extensions import redis_ext
 
     redis = redis_ext.conn
     streams.claim(redis, 77, 1)

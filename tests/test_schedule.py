@@ -5,8 +5,8 @@ from datetime import UTC
 import pytest
 from rq_scheduler import Scheduler
 
+from foundation.extensions import redis_ext
 from jobs.schedule import SCHEDULE, PeriodicJob, sync_schedule
-from tutor.extensions import redis_ext
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from foundation.extensions import db
 from jobs.analytics import compute_session_metrics
 from tests.conftest import run_jobs
 from tutor.curriculum import topic_count
-from tutor.extensions import db
 
 
 def test_end_then_metrics(app, student):

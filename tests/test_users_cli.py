@@ -1,6 +1,6 @@
 from sqlalchemy import text
 
-from tutor.extensions import db
+from foundation.extensions import db
 from tutor.users import find_user_by_email, verify_password
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from jobs import get_queue
-from tutor.extensions import db
+from foundation.extensions import db
+from foundation.queue import get_queue
 from worker import run_worker
 
 

@@ -12,9 +12,9 @@ import pytest
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
+from foundation.extensions import db, redis_ext
 from tests.conftest import run_jobs
 from tutor import streams
-from tutor.extensions import db, redis_ext
 from tutor.models import Message
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,15 +11,18 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select, text
 from werkzeug.exceptions import HTTPException
 
+from foundation.errors import json_error
+from foundation.extensions import db, redis_ext
+from foundation.queue import enqueue
+from foundation.ratelimit import Limit, hit
+
 from . import streams
 from .auth import csrf_ok, csrf_token
 from .curriculum import get_curriculum, match_topics, subjects_payload
-from .errors import json_error
-from .extensions import db, redis_ext
 from .models import Message, SessionTopic, TutoringSession
-from .ratelimit import Limit, hit
 from .rendering import render_markdown
-from .security import login_throttled, record_failed_login
+from .replies import enqueue_reply
+from .throttle import login_throttled, record_failed_login
 from .users import UserError, create_user, find_user_by_email, verify_password
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -288,8 +291,6 @@ def post_message(session_id: str):
     message_id, reply_id = student_msg.id, reply.id  # read now: a commit expires them (two more queries)
     db.session.commit()  # the message and its queued reply are safe before any Redis work
 
-    from jobs.ai import enqueue_reply
-
     try:
         enqueue_reply(reply_id)
     except Exception:  # noqa: BLE001 - Redis down: the outbox sweep enqueues it later
@@ -329,10 +330,8 @@ def end_session(session_id: str):
 
 
 def _enqueue_metrics(session_id: uuid.UUID) -> None:
-    from jobs import get_queue
-
     try:
-        get_queue().enqueue("jobs.analytics.compute_session_metrics", str(session_id), job_id=f"metrics-{session_id}")
+        enqueue("jobs.analytics.compute_session_metrics", str(session_id), job_id=f"metrics-{session_id}")
     except Exception:  # noqa: BLE001 - metrics are recomputed by the nightly rollup anyway
         current_app.logger.warning("could not enqueue metrics for session %s", session_id)
 
@@ -379,8 +378,6 @@ def retry_reply(reply_id: int):
     db.session.commit()
     try:
         redis_ext.conn.delete(streams.stream_key(reply.id))  # the old stream ends in 'error'
-        from jobs.ai import enqueue_reply
-
         enqueue_reply(reply.id)
     except Exception:  # noqa: BLE001
         current_app.logger.exception("could not enqueue retry of reply %s; the sweep will", reply.id)

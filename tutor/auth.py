@@ -11,8 +11,9 @@ from flask import Flask, current_app, g, request, session
 from flask_login import LoginManager, current_user
 from sqlalchemy.exc import IntegrityError
 
+from foundation.extensions import db
+
 from .embed import EmbedTokenError, verify_token
-from .extensions import db
 from .models import User
 
 login_manager = LoginManager()
@@ -125,7 +126,7 @@ def admin_guard():
     """
     from flask import redirect, url_for
 
-    from .errors import json_error
+    from foundation.errors import json_error
 
     if not request.path.startswith(ADMIN_PREFIX) and request.path.rstrip("/") != ADMIN_PREFIX.rstrip("/"):
         return None

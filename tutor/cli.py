@@ -1,4 +1,4 @@
-"""``flask --app app users ...`` and ``flask --app app demo ...``."""
+"""``flask --app app users ...``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from .extensions import db
+from foundation.extensions import db
+
 from .users import UserError, create_user, delete_user, find_user_by_email
 
 users_cli = AppGroup("users", help="Manage accounts.")
-demo_cli = AppGroup("demo", help="Demo and benchmark data.")
 
 
 @users_cli.command("create")
@@ -44,29 +44,5 @@ def users_delete(email: str, yes: bool) -> None:
     click.echo(f"deleted {email}: {counts['sessions']} sessions, {counts['replies']} tutor replies")
 
 
-@demo_cli.command("seed")
-@click.option("--students", type=click.IntRange(1), default=200, show_default=True)
-@click.option("--days", type=click.IntRange(1), default=120, show_default=True, help="Days of history ending today.")
-@click.option(
-    "--sessions", type=click.IntRange(1), default=None, help="Total sessions (default: about 0.3 per student per day)."
-)
-@click.option(
-    "--seed", "random_seed", type=int, default=42, show_default=True, help="Random seed (same seed, same data)."
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def demo_seed(students: int, days: int, sessions: int | None, random_seed: int, quiet: bool) -> None:
-    """Write realistic demo rows straight into the tables (COPY, in batches)."""
-    from .demo import DemoSeedError, seed_demo
-
-    try:
-        result = seed_demo(
-            db.engine, students=students, days=days, sessions=sessions, seed=random_seed, progress=not quiet
-        )
-    except DemoSeedError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(result.summary())
-
-
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
-    app.cli.add_command(demo_cli)

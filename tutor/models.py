@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from foundation.extensions import db
 
 USER_ROLES = ("student", "admin")
 SESSION_STATUSES = ("active", "ended", "abandoned")

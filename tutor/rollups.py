@@ -41,7 +41,7 @@ from sqlalchemy import BigInteger, Date, Integer, SmallInteger, String, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db
+from foundation.extensions import db
 
 __all__ = [
     "LATENCY_BUCKETS",

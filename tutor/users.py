@@ -7,7 +7,8 @@ import re
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
+from foundation.extensions import db
+
 from .models import USER_ROLES, User
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -71,8 +72,9 @@ def delete_user(user: User) -> dict[str, int]:
     the foreign keys cascade), and the transient copies of its replies in Redis."""
     from sqlalchemy import text
 
+    from foundation.extensions import redis_ext
+
     from . import streams
-    from .extensions import redis_ext
 
     reply_ids = (
         db.session.execute(

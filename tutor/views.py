@@ -8,14 +8,15 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
+from foundation.errors import json_error, wants_json
+from foundation.extensions import db
+
 from . import bp
 from .auth import csrf_ok, role_required, user_for_embed
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, verify_token
-from .errors import json_error, wants_json
-from .extensions import db
 from .models import TutoringSession
-from .security import login_throttled, record_failed_login
+from .throttle import login_throttled, record_failed_login
 from .users import UserError, create_user, find_user_by_email, verify_password
 
 

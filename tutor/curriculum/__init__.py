@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from foundation.config import ConfigError
+
 __all__ = [
     "DEFAULT_DIRECTORY",
     "use_directory",
@@ -59,7 +61,7 @@ _TOPIC_OPTIONAL = ("misconceptions",)
 _CHECK_FIELDS = {"question", "answer"}
 
 
-class CurriculumError(ValueError):
+class CurriculumError(ConfigError, ValueError):
     """A subject file is missing, unreadable or invalid.
 
     The message always starts with the file name and, where there is one, the field

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import PROJECT_ROOT, ConfigError, Settings, load_settings
-from .curriculum import CurriculumError
 
-DEMO_ADMIN_EMAIL = "admin@demo.aitutor.local"
-DEMO_MARKER = "demo-loaded"
 STOP_TIMEOUT_S = 15.0
 
 
@@ -89,61 +85,6 @@ def stop_children(children: list[Child]) -> None:
             child.process.wait()
 
 
-def demo_admin_password(instance: Path) -> str:
-    path = instance / "demo_admin.json"
-    if path.exists():
-        return json.loads(path.read_text())["password"]
-    password = secrets.token_urlsafe(12)
-    path.write_text(json.dumps({"email": DEMO_ADMIN_EMAIL, "password": password}))
-    path.chmod(0o600)
-    return password
-
-
-def prepare_database(settings: Settings, instance: Path) -> str | None:
-    """Migrate; on the embedded default's first run load demo data. Returns the admin password."""
-    from flask_migrate import upgrade
-
-    from app import create_app
-
-    app = create_app()
-    with app.app_context():
-        say("applying database migrations")
-        upgrade()
-        if not settings.embedded:
-            return None
-        marker = instance / DEMO_MARKER
-        password = demo_admin_password(instance)
-        if not marker.exists():
-            from .demo import seed_demo
-            from .extensions import db
-            from .users import create_user, find_user_by_email
-
-            if _demo_students_exist(db):  # seeded, but stopped before the marker was written
-                say("demo data already loaded")
-            else:
-                say(f"first run: loading demo data ({settings.DEMO_STUDENTS} students, {settings.DEMO_DAYS} days)")
-                result = seed_demo(db.engine, students=settings.DEMO_STUDENTS, days=settings.DEMO_DAYS, progress=True)
-                say(result.summary())
-            if find_user_by_email(DEMO_ADMIN_EMAIL) is None:
-                create_user(DEMO_ADMIN_EMAIL, password, role="admin", display_name="Demo admin")
-                db.session.commit()
-            from jobs.analytics import aggregate_daily_stats
-
-            # What the nightly job would have done, so the dashboard reads rollups from the start.
-            say(f"rolled up {len(aggregate_daily_stats())} days of demo history for the dashboard")
-            marker.write_text("1\n")
-        return password
-
-
-def _demo_students_exist(db) -> bool:
-    from sqlalchemy import text
-
-    from .demo import DEMO_STUDENT_EMAIL_RE
-
-    query = text("SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) ~ :pattern)")
-    return bool(db.session.scalar(query, {"pattern": DEMO_STUDENT_EMAIL_RE}))
-
-
 def wait_ready(url: str, children: list[Child], timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,7 +100,9 @@ def wait_ready(url: str, children: list[Child], timeout: float = 60.0) -> bool:
     return False
 
 
-def main() -> int:
+def main(prepare: Callable[[Settings, Path], str | None]) -> int:
+    """Run everything; ``prepare`` migrates and loads demo data (``app.py`` passes it) and
+    returns a line to print once the app is up (the demo admin's login), or None."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -204,8 +147,8 @@ def main() -> int:
                 return 1
 
         try:
-            password = prepare_database(settings, instance)
-        except (ConfigError, CurriculumError) as exc:
+            login_line = prepare(settings, instance)
+        except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
@@ -218,7 +161,7 @@ def main() -> int:
                     "-m",
                     "gunicorn",
                     "-c",
-                    "python:tutor.gunicorn_conf",
+                    "python:foundation.gunicorn_conf",
                     "--bind",
                     f"127.0.0.1:{settings.PORT}",
                     "app:create_app()",
@@ -233,8 +176,8 @@ def main() -> int:
             say("the web server did not become ready; stopping")
             return 1
         say(f"AI Tutor is running at {base}/  (analytics: {base}/admin/analytics/)")
-        if password:
-            say(f"demo admin: {DEMO_ADMIN_EMAIL}  password: {password}")
+        if login_line:
+            say(login_line)
         say("press Ctrl-C to stop")
         while True:
             for child in children:

@@ -78,7 +78,7 @@ class ClusterCollector:
         from rq import Queue, Worker
         from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-        from jobs import QUEUES
+        from .queue import QUEUES
 
         yield from self._histogram("job_duration", "aitutor_job_duration_seconds", "RQ job run time.", JOB_BUCKETS)
         yield from self._histogram(

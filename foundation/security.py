@@ -1,4 +1,4 @@
-"""Response headers, HTTPS behind a proxy, and login throttling.
+"""Response headers and HTTPS behind a proxy.
 
 The tutor's own pages get a strict Content-Security-Policy (scripts only from this site,
 nothing inline). Dash and rq-dashboard render inline bootstrap scripts, so ``/admin/`` gets
@@ -11,14 +11,8 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .ratelimit import Limit, hit, peek
-
 STRICT = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
 ADMIN = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
-
-# Failed logins allowed before a pause: per account, and per client address.
-LOGIN_LIMIT_ACCOUNT = Limit(10, 15 * 60)
-LOGIN_LIMIT_ADDRESS = Limit(50, 15 * 60)
 
 
 def security_headers(response):
@@ -34,32 +28,6 @@ def security_headers(response):
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
-
-
-def login_throttled(email: str) -> int:
-    """Seconds to wait before another login attempt is allowed (0: go ahead)."""
-    from .extensions import redis_ext
-
-    account = email.strip().lower()
-    try:
-        redis = redis_ext.conn
-        waits = [
-            peek(redis, f"login:acct:{account}", LOGIN_LIMIT_ACCOUNT),
-            peek(redis, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS),
-        ]
-    except Exception:  # noqa: BLE001 - Redis down: do not lock everybody out
-        return 0
-    return max(waits)
-
-
-def record_failed_login(email: str) -> None:
-    from .extensions import redis_ext
-
-    try:
-        hit(redis_ext.conn, f"login:acct:{email.strip().lower()}", LOGIN_LIMIT_ACCOUNT)
-        hit(redis_ext.conn, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS)
-    except Exception:  # noqa: BLE001
-        current_app.logger.warning("could not record a failed login (Redis down?)")
 
 
 def init_app(app: Flask) -> None:

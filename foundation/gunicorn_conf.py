@@ -1,4 +1,4 @@
-"""gunicorn settings (``gunicorn -c python:tutor.gunicorn_conf 'app:create_app()'``).
+"""gunicorn settings (``gunicorn -c python:foundation.gunicorn_conf 'app:create_app()'``).
 
 The ``gthread`` worker class gives every open request, streamed replies included, its own
 thread, so a worker holds ``WEB_THREADS`` server-sent-event streams open while the heartbeat
@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 
-from tutor.config import ConfigError, load_settings
+from .config import ConfigError, load_settings
 
 try:
     _settings = load_settings()
