@@ -47,10 +47,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config["DEBUG"] = False if app.config["APP_ENV"] == "production" else app.config.get("DEBUG", False)
 
+    import analytics.tables  # noqa: F401  (the analytics tables join the models' metadata)
+    from analytics import cli as analytics_cli
     from devtools import cli as devtools_cli
     from foundation import errors, health, logs, metrics, security
     from foundation.extensions import db, migrate, redis_ext
-    from jobs import cli as jobs_cli
     from tutor import auth, cli, openapi  # noqa: F401  (openapi: route)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
@@ -66,7 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
-    jobs_cli.init_app(app)
+    analytics_cli.init_app(app)
     devtools_cli.init_app(app)
     app.before_request(auth.admin_guard)
     security.init_app(app)

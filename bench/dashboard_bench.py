@@ -13,7 +13,7 @@
 
 ``prepare`` wipes the database (``DROP SCHEMA public CASCADE``), migrates it with the app's own
 migrations, seeds demo data (``devtools.demo.seed_demo``), rolls up every day before today
-(``jobs.analytics.rollup_range``) as the nightly job would have (today stays raw: the dashboard
+(``analytics.rollup.rollup_range``) as the nightly job would have (today stays raw: the dashboard
 reads it live), runs ``VACUUM ANALYZE`` and creates the benchmark's admin.
 
 The two 10,000-session databases answer different questions: ``dash10k`` spreads them over the
@@ -73,10 +73,10 @@ def prepare(args: argparse.Namespace) -> None:
     from flask_migrate import upgrade
     from sqlalchemy import text
 
+    from analytics.rollup import local_today, rollup_range
     from app import create_app
     from devtools.demo import seed_demo
     from foundation.extensions import db
-    from jobs.analytics import local_today, rollup_range
 
     app = create_app()
     with app.app_context():
@@ -126,8 +126,8 @@ def serve(args: argparse.Namespace) -> int:
     _env(args.database_url[0], args.redis_url)
     from sqlalchemy import text
 
+    from analytics import reads as data
     from app import create_app
-    from dashboard import data
     from dashboard.callbacks import main_callback_payload
     from foundation.extensions import db
 

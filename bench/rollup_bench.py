@@ -104,8 +104,8 @@ def make_app(url: str, tz: str):
         ANALYTICS_TZ=tz,
         SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"application_name": "rollup-bench", "options": "-c timezone=UTC"}},
     )
+    import analytics.tables  # noqa: F401
     import tutor.models  # noqa: F401
-    import tutor.rollups  # noqa: F401
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     from flask_migrate import upgrade
     from sqlalchemy import create_engine, text
 
-    import jobs.analytics as analytics
+    import analytics.rollup as analytics
     from devtools.demo import seed_demo
     from foundation.config import normalize_database_url
     from foundation.extensions import db

@@ -15,7 +15,9 @@ import pandas as pd
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from . import data, figures, layout
+from analytics import reads as data
+
+from . import figures, layout
 
 #: The inputs every view depends on, in the order the callbacks take them.
 CONTROLS = [

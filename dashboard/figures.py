@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import WEEKDAYS
+from analytics.reads import WEEKDAYS
 
 # ------------------------------------------------------------------------------------ style
 

@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 from dash import dcc, html
 
-from . import data
+from analytics import reads as data
+
 from .figures import GRAPH_CONFIG, empty_figure, grade_name
 
 TIME_RANGE_OPTIONS = [

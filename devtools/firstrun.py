@@ -61,10 +61,10 @@ def prepare_database(create_app: Callable[[], Flask], settings: Settings, instan
             if find_user_by_email(DEMO_ADMIN_EMAIL) is None:
                 create_user(DEMO_ADMIN_EMAIL, password, role="admin", display_name="Demo admin")
                 db.session.commit()
-            from jobs.analytics import aggregate_daily_stats
+            from analytics.rollup import rollup_pending
 
             # What the nightly job would have done, so the dashboard reads rollups from the start.
-            say(f"rolled up {len(aggregate_daily_stats())} days of demo history for the dashboard")
+            say(f"rolled up {len(rollup_pending())} days of demo history for the dashboard")
             marker.write_text("1\n")
         return f"demo admin: {DEMO_ADMIN_EMAIL}  password: {password}"
 

@@ -10,17 +10,14 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from foundation.extensions import db
-from jobs.analytics import (
-    aggregate_daily_stats,
+from analytics.cli import analytics_cli
+from analytics.rollup import (
     local_day_bounds,
     local_today,
     popular_topics_sorted,
     rollup_range,
 )
-from jobs.cli import analytics_cli
-from tests.rows import Rows
-from tutor.rollups import (
+from analytics.tables import (
     LATENCY_BUCKETS,
     LATENCY_EDGES_MS,
     ROLLUP_TABLES,
@@ -28,6 +25,9 @@ from tutor.rollups import (
     latency_histogram,
     latency_percentiles,
 )
+from foundation.extensions import db
+from jobs.analytics import aggregate_daily_stats
+from tests.rows import Rows
 
 D = date(2024, 3, 5)  # a Tuesday
 
@@ -505,7 +505,7 @@ def test_rollup_models_match_the_migration(app_ctx):
 
 def test_subjects_and_topics_outside_the_curriculum(app_ctx, monkeypatch):
     """The read sends known names as codes; a name first seen is learnt and the day read again."""
-    import jobs.analytics as analytics
+    import analytics.rollup as analytics
 
     # a process that has never seen these names (and one whose curriculum is already known)
     monkeypatch.setattr(analytics, "_SUBJECTS", analytics._Names())
@@ -543,7 +543,7 @@ def test_subjects_and_topics_outside_the_curriculum(app_ctx, monkeypatch):
 
 def test_binary_read_refuses_rows_it_cannot_map(app_ctx):
     """A NULL or a column of another width would shift every row after it: it is an error instead."""
-    from jobs.analytics import _copy_binary
+    from analytics.rollup import _copy_binary
 
     cur = db.session.connection().connection.dbapi_connection.cursor()
     assert _copy_binary(cur, "SELECT 7::int4, 8::int8", {}, [("a", ">i4"), ("b", ">i8")])["b"].tolist() == [8]

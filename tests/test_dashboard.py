@@ -19,12 +19,13 @@ import plotly.graph_objects as go
 import pytest
 from sqlalchemy import text
 
-from dashboard import callbacks, data, figures, layout
+from analytics import reads as data
+from analytics.rollup import rollup_range
+from analytics.tables import LATENCY_BUCKETS, ROLLUP_TABLES, UNKNOWN_GRADE, latency_percentiles
+from dashboard import callbacks, figures, layout
 from foundation.extensions import db
-from jobs.analytics import rollup_range
 from tests.conftest import make_student
 from tests.rows import Rows
-from tutor.rollups import LATENCY_BUCKETS, ROLLUP_TABLES, UNKNOWN_GRADE, latency_percentiles
 
 UTC_TZ = ZoneInfo("UTC")
 TODAY = date(2025, 3, 12)  # a Wednesday

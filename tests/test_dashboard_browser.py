@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
-from dashboard.data import analytics_today
+from analytics.reads import analytics_today
 from tests.browser_support import require_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,11 +53,11 @@ def live_server(app) -> Iterator[str]:
 @pytest.fixture
 def demo(app) -> None:
     """Demo data (about 100 days, 60 students), rolled up through yesterday like the nightly job, and an admin."""
-    from dashboard import data
+    from analytics import reads as data
+    from analytics.rollup import local_today, rollup_range
+    from analytics.tables import ROLLUP_TABLES
     from devtools.demo import seed_demo
     from foundation.extensions import db
-    from jobs.analytics import local_today, rollup_range
-    from tutor.rollups import ROLLUP_TABLES
     from tutor.users import create_user
 
     with app.app_context():

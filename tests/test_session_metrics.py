@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from analytics.sessions import compute_session_metrics
 from foundation.extensions import db
-from jobs.analytics import compute_session_metrics
 from tests.conftest import run_jobs
 from tutor.curriculum import topic_count
 

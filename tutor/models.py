@@ -8,17 +8,14 @@ server default or is nullable, and every timestamp is ``timestamptz`` (UTC).
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
-    Float,
     ForeignKey,
     Identity,
     Index,
@@ -30,7 +27,6 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from foundation.extensions import db
@@ -45,7 +41,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def _now_column() -> Mapped[datetime]:
+def now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
@@ -62,7 +58,7 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), nullable=False, server_default="student")
     display_name: Mapped[str] = mapped_column(String(120), nullable=False, server_default="")
     grade_level: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = _now_column()
+    created_at: Mapped[datetime] = now_column()
     # Students who arrive through an embedding site are known by that site's id for them.
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
 
@@ -91,7 +87,7 @@ class TutoringSession(db.Model):
     )
     student_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     subject: Mapped[str] = mapped_column(String(64), nullable=False)
-    created_at: Mapped[datetime] = _now_column()
+    created_at: Mapped[datetime] = now_column()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
@@ -132,7 +128,7 @@ class Message(db.Model):
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="done")
-    created_at: Mapped[datetime] = _now_column()
+    created_at: Mapped[datetime] = now_column()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -144,38 +140,3 @@ class Message(db.Model):
     # The guardrail's verdict on a finished tutor reply: does it give away the final answer
     # to the problem the student brought? Null for student messages and unchecked replies.
     answer_revealed: Mapped[bool | None] = mapped_column(Boolean)
-
-
-class SessionMetrics(db.Model):
-    __tablename__ = "session_metrics"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, unique=True
-    )
-    duration_seconds: Mapped[int | None] = mapped_column(Integer)
-    message_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    student_satisfaction: Mapped[float | None] = mapped_column(Float)
-    topic_coverage: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = _now_column()
-
-
-class DailyStats(db.Model):
-    __tablename__ = "daily_stats"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    date: Mapped[date] = mapped_column(Date, nullable=False, unique=True)
-    total_sessions: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    avg_duration: Mapped[float | None] = mapped_column(Float)
-    total_users: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    popular_topics: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
-    total_messages: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    avg_satisfaction: Mapped[float | None] = mapped_column(Float)
-    ai_latency_p50_ms: Mapped[float | None] = mapped_column(Float)
-    ai_latency_p95_ms: Mapped[float | None] = mapped_column(Float)
-    ai_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-
-
-# The analytics rollup tables live in their own module; importing it here puts them in the
-# same metadata, so migrations and the model check see one schema.
-from . import rollups  # noqa: E402,F401

@@ -6,7 +6,7 @@ subjects and grade levels).
 **Past days come from the rollups** (``tutor/rollups.py``), **today from the raw tables.** The
 days after the last day the nightly job rolled up through today (normally just today) are
 computed from ``sessions``, ``session_topics`` and ``messages`` by the nightly job's own code
-(``jobs.analytics.compute_rollups``, in the view's snapshot, nothing written), so an admin sees
+(``analytics.rollup.compute_rollups``, in the view's snapshot, nothing written), so an admin sees
 this morning's sessions and a live day has exactly the figures it will have once rolled up.
 The callbacks of one interaction share that computation for ``ANALYTICS_LIVE_SECONDS`` (5 s).
 ``daily_stats`` marks the rolled-up days: the job writes one row per day, with or without
@@ -15,7 +15,7 @@ sessions.
 **Exact under every filter.** Sums add up across days, subjects and grades; distinct students
 do not, so they are counted over the union of the days' student rows (``rollup_students``).
 AI latency percentiles over several days come from the summed latency histograms (within 2 %
-of the exact percentile, see ``tutor.rollups.latency_percentiles``).
+of the exact percentile, see ``analytics.tables.latency_percentiles``).
 
 **Cost independent of history.** A rolled-up day never changes until the job rewrites it, so
 each process keeps the rollup rows of the days it has shown in memory (:class:`DayStore`: about
@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from tutor.rollups import LATENCY_BUCKETS, LATENCY_EDGES_MS, UNKNOWN_GRADE, latency_percentiles
+from .tables import LATENCY_BUCKETS, LATENCY_EDGES_MS, UNKNOWN_GRADE, latency_percentiles
 
 __all__ = [
     "DAILY_COLUMNS",
@@ -285,7 +285,7 @@ def _raw_filters(f: Filters, params: dict[str, Any], session: str = "s", user: s
 
 
 def _utc_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    from jobs.analytics import local_day_bounds
+    from .rollup import local_day_bounds
 
     return local_day_bounds(first, tz)[0], local_day_bounds(last, tz)[1]
 
@@ -455,7 +455,7 @@ class DayStore:
         return [out[d] for d in wanted]
 
     def _read(self, cur: Any, days: list[date], versions: dict[date, tuple[Any, ...]]) -> dict[date, _Day]:
-        """The days' rollup rows, in the shape ``jobs.analytics.compute_rollups`` gives live days."""
+        """The days' rollup rows, in the shape ``analytics.rollup.compute_rollups`` gives live days."""
         params = {"days": days, "buckets": LATENCY_BUCKETS}
         where = "date = ANY(%(days)s::date[])"
         sums = ", ".join(SUMS)
@@ -577,7 +577,7 @@ def _split_runs(rows: dict[str, Any], arrays: Sequence[str], day: int) -> tuple[
 
 
 def _day_from_rollups(out: dict[str, Any], i: int, store: DayStore) -> _Day:
-    """Day ``i`` of ``jobs.analytics.compute_rollups`` output as a :class:`_Day`, like a rolled-up one."""
+    """Day ``i`` of ``analytics.rollup.compute_rollups`` output as a :class:`_Day`, like a rolled-up one."""
     daily = out["rollup_daily"]
     at = np.flatnonzero(np.asarray(daily["day"]) == i)
     hists = np.array([daily["latency_hist"][j] for j in at], np.int32).reshape(len(at), LATENCY_BUCKETS)
@@ -630,10 +630,10 @@ def _day_from_rollups(out: dict[str, Any], i: int, store: DayStore) -> _Day:
 def _live_days(cur: Any, first: date, last: date, tz: ZoneInfo, store: DayStore) -> list[_Day]:
     """The days ``first .. last`` (not rolled up yet: normally just today) from the raw tables.
 
-    ``jobs.analytics.compute_rollups`` computes them exactly as the nightly job will, reading
+    ``analytics.rollup.compute_rollups`` computes them exactly as the nightly job will, reading
     in the view's snapshot (its second connection imports it), so they fit the rolled-up days.
     """
-    from jobs.analytics import compute_rollups
+    from .rollup import compute_rollups
 
     cur.execute("SELECT pg_export_snapshot()")
     out = compute_rollups(cur, first, last, tz, snapshot=cur.fetchone()[0])

@@ -1,4 +1,4 @@
-"""Additive daily rollups behind the analytics dashboard (written by ``jobs.analytics``).
+"""Additive daily rollups behind the analytics dashboard (written by ``analytics.rollup``).
 
 Every table is keyed by a local day (``ANALYTICS_TZ``), the session's ``subject`` and the
 student's ``grade_level`` (read from ``users`` when the day is rolled up; ``UNKNOWN_GRADE`` = -1
@@ -33,15 +33,18 @@ percentile of the underlying latencies (see its docstring).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Date, Integer, SmallInteger, String, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Date, Float, ForeignKey, Identity, Integer, SmallInteger, String, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.extensions import db
+from tutor.models import now_column
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -76,6 +79,38 @@ def _grade() -> Mapped[int]:
 
 def _count() -> Mapped[int]:
     return mapped_column(Integer, nullable=False, server_default="0")
+
+
+# Per-session metrics (written when a session ends) and the per-day summary the nightly job
+# writes beside the rollup tables.
+class SessionMetrics(db.Model):
+    __tablename__ = "session_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    message_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    student_satisfaction: Mapped[float | None] = mapped_column(Float)
+    topic_coverage: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = now_column()
+
+
+class DailyStats(db.Model):
+    __tablename__ = "daily_stats"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    date: Mapped[date] = mapped_column(Date, nullable=False, unique=True)
+    total_sessions: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    avg_duration: Mapped[float | None] = mapped_column(Float)
+    total_users: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    popular_topics: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    total_messages: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    avg_satisfaction: Mapped[float | None] = mapped_column(Float)
+    ai_latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    ai_latency_p95_ms: Mapped[float | None] = mapped_column(Float)
+    ai_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class RollupDaily(db.Model):

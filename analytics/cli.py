@@ -25,7 +25,7 @@ def rollup(since: datetime | None, until: datetime | None, one_day: datetime | N
     rolled up are rewritten with the same figures; today can be rolled up, but only the part
     of it that has happened (the nightly job rolls it up again once it is over).
     """
-    from jobs.analytics import local_today, rollup_range
+    from .rollup import local_today, rollup_range
 
     if (since is None) == (one_day is None):
         raise click.UsageError("give exactly one of --since YYYY-MM-DD or --date YYYY-MM-DD")
