@@ -54,7 +54,7 @@ SUBJECT_SHARE: tuple[float, ...] = (0.5, 0.3, 0.2)
 
 #: Topic ids per subject, most popular first (popularity falls off like a Zipf law). They are
 #: the curriculum's topic ids (tutor/curriculum/subjects/*.toml), the values the topic matcher
-#: stores in ``session_topics``; tests/test_demo.py checks that the two agree.
+#: stores in ``session_topics``; tests/devtools/test_demo.py checks that the two agree.
 SUBJECT_TOPICS: dict[str, list[str]] = {
     "mathematics": [
         "fractions",

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of ``/api/v1``, served at ``/api/v1/openapi.json``.
 
-Written by hand next to the routes; ``tests/test_openapi.py`` checks that both list the same
+Written by hand next to the routes; ``tests/tutor/test_openapi.py`` checks that both list the same
 paths and methods.
 """
 

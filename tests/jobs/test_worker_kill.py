@@ -17,7 +17,7 @@ from tests.conftest import run_jobs
 from tutor import streams
 from tutor.models import Message
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.faults  # (a) of the fault-injection suite
 
 

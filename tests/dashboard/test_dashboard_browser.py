@@ -21,7 +21,7 @@ from sqlalchemy import text
 from analytics.reads import analytics_today
 from tests.browser_support import require_chromium
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 20_000
 ADMIN_EMAIL, ADMIN_PASSWORD = "head@school.org", "dashboard-admin-1"
 

@@ -24,7 +24,7 @@ from tests.browser_support import require_chromium
 from tests.conftest import TEST_CONFIG
 from tutor.embed import make_token
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 20_000
 QUESTION = "How do I solve 2x + 3 = 7?"
 PASSWORD = "learning123"
