@@ -35,9 +35,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         "SQLALCHEMY_ENGINE_OPTIONS",
         {
             "pool_pre_ping": True,
-            "pool_size": 5,
-            "max_overflow": 10,
-            "pool_timeout": 5,
+            # Sized for the web process's concurrency: requests hold a connection only while they
+            # run SQL (streams and password hashing hold none); a request that waits longer than
+            # DB_POOL_TIMEOUT for one gets 503 with Retry-After.
+            "pool_size": app.config["DB_POOL_SIZE"],
+            "max_overflow": app.config["DB_MAX_OVERFLOW"],
+            "pool_timeout": app.config["DB_POOL_TIMEOUT"],
             "connect_args": {
                 "connect_timeout": 2,
                 "application_name": "aitutor",

@@ -1,9 +1,18 @@
 """RQ worker and scheduler entry point.
 
-``python worker.py`` runs a worker on the ``ai`` and ``default`` queues (in that order of
-priority) with RQ's own scheduler enabled, so retries with delays fire. The app is built
-once; tutor replies run in the worker process, other jobs in a work horse forked per job
-(see :class:`AppWorker`); every job runs inside the app context.
+``python worker.py`` runs the ``ai`` and ``default`` queues in one process, each with its own
+RQ worker (two entries in rq-dashboard):
+
+- **tutor replies** (``ai``): :class:`ReplyWorker` runs up to ``WORKER_REPLY_CONCURRENCY``
+  replies at once, each on its own thread in this process. A reply spends nearly all its time
+  waiting for the model's next token, so one process keeps a whole class's replies streaming;
+  no fork per reply, and database and provider connections are reused between replies.
+- **everything else** (``default``: rollups, maintenance): :class:`AppWorker` forks a fresh
+  work horse per job, RQ's default, so a large job's memory goes back to the system when it
+  ends and a crash cannot take a reply with it.
+
+Both run every job inside the app context, with RQ's scheduler enabled so retries with delays
+fire. While Redis is unreachable the process waits for it (with backoff) instead of exiting.
 
 ``python worker.py --scheduler`` runs rq-scheduler and first makes it hold exactly the
 periodic jobs listed in ``jobs/schedule.py``.
@@ -14,60 +23,33 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 
+import redis.exceptions
 from flask import Flask
 from rq import Worker
+from rq.exceptions import StopRequested
+from rq.timeouts import TimerDeathPenalty, UnixSignalDeathPenalty
 from rq.worker import WorkerStatus
 
 from foundation.config import ConfigError
-from tutor.curriculum import CurriculumError
 
 log = logging.getLogger("worker")
 
+#: Seconds between the reply worker's polls of its queue, so that it notices a stop request
+#: (signals reach the main thread only) within this time.
+REPLY_POLL_S = 1
+#: How long a warm shutdown waits for replies in flight before leaving them to be retried.
+REPLY_DRAIN_S = 30.0
+
 
 class AppWorker(Worker):
-    """An RQ worker whose jobs run inside the Flask app context.
-
-    Tutor replies (the ``ai`` queue) run in the worker process itself: no fork per reply, and
-    the database and provider connections stay open between replies, which takes about 300 ms
-    off the time to a reply's first token (``docs/PERFORMANCE.md``). Every other job (rollups,
-    maintenance) runs in a fresh work horse (a fork), RQ's default, so a large job's memory goes
-    back to the system when it ends. A job that crashes the interpreter takes an in-process
-    reply's worker with it; RQ retries the reply once its heartbeat expires (tested), which a
-    thread renews while the reply runs, as the forking worker does for its horse.
-    """
+    """An RQ worker whose jobs run inside the Flask app context, each in a forked work horse."""
 
     flask_app: Flask
-    in_process_queues: frozenset[str] = frozenset({"ai"})
-
-    def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
-        if queue.name not in self.in_process_queues:
-            return super().execute_job(job, queue)
-        # What rq.SimpleWorker does (prepare, perform here, back to idle), plus what the forking
-        # worker does while it waits for a horse: renew the heartbeats every monitoring interval,
-        # so a dead worker's reply is retried about as soon as a dead horse's job.
-        execution = self.prepare_execution(job)
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(self.job_monitoring_interval):
-                try:
-                    self.maintain_heartbeats(job, execution)
-                except Exception:  # noqa: BLE001 - Redis gone for a moment: the next beat tries again
-                    log.warning("could not renew the heartbeat of %s", job.id, exc_info=True)
-
-        beating = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
-        beating.start()
-        try:
-            self.perform_job(job, queue, execution)
-        finally:
-            done.set()
-            beating.join(5)
-        self.set_state(WorkerStatus.IDLE)
-        return None
 
     def perform_job(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
         from foundation import metrics
@@ -86,10 +68,153 @@ class AppWorker(Worker):
                 db.session.remove()
 
 
+class ReplyWorker(AppWorker):
+    """Runs up to ``concurrency`` jobs at once, each on a thread of this process.
+
+    RQ's own loop dequeues; instead of forking, :meth:`execute_job` starts the job on a thread
+    and returns, and the loop waits for a free slot before it dequeues again. Everything that
+    makes a reply exactly-once stays as it is: the job claims its row with one UPDATE, owns its
+    stream through the owner key, saves with a guarded UPDATE, and RQ's retries, registries
+    and executions work per job (RQ 2+ tracks several executions per worker). A thread renews
+    the heartbeats of every running job each monitoring interval, as the forking worker does
+    for its horse, so the replies of a killed worker are retried once their heartbeat expires.
+    A job over its timeout is stopped by RQ's timer-based death penalty (signals reach the main
+    thread only).
+    """
+
+    concurrency: int = 1
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._running: dict[str, tuple] = {}  # job id -> (job, execution, thread)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._beats_stop = threading.Event()
+        self._beats: threading.Thread | None = None
+        self._loop: threading.Thread | None = None
+
+    # -- RQ hooks -----------------------------------------------------------------------------
+
+    @property
+    def death_penalty_class(self):  # type: ignore[no-untyped-def]
+        """Signal-based timeouts on the main thread (RQ's default), timer-based on job threads."""
+        if threading.current_thread() is threading.main_thread():
+            return UnixSignalDeathPenalty
+        return TimerDeathPenalty
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # Short polls: the loop may run on a thread, which signals never reach; it checks for a
+        # stop request between polls.
+        return REPLY_POLL_S
+
+    def heartbeat(self, timeout=None, pipeline=None):  # type: ignore[no-untyped-def]
+        # RQ's loop heartbeats before each poll of the queue: the place to notice a stop request
+        # made from another thread (RQ's loop leaves on StopRequested, then tears down).
+        if self._stop_requested and pipeline is None and timeout is None and threading.current_thread() is self._loop:
+            raise StopRequested()
+        return super().heartbeat(timeout, pipeline)
+
+    def work(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._loop = threading.current_thread()
+        return super().work(*args, **kwargs)
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):  # type: ignore[no-untyped-def]
+        while not self._slots.acquire(timeout=REPLY_POLL_S):  # every slot busy: wait for one
+            if self._stop_requested:
+                return None
+            self.heartbeat()
+        if self._stop_requested:
+            self._slots.release()
+            return None
+        try:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if result is None and timeout is None and self.running():
+                # Burst mode found the queue empty: let the replies in flight finish (a failed
+                # one may be retried at once), then look again.
+                self.wait_idle()
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        except BaseException:
+            self._slots.release()
+            raise
+        if result is None:
+            self._slots.release()
+        return result
+
+    def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
+        execution = self.prepare_execution(job)
+        thread = threading.Thread(target=self._run, args=(job, queue, execution), name=f"job-{job.id}", daemon=True)
+        with self._lock:
+            self._running[job.id] = (job, execution, thread)
+        self._ensure_heartbeats()
+        thread.start()
+
+    def teardown(self) -> None:
+        # A warm shutdown lets the replies in flight finish (they are short); what is still
+        # running after REPLY_DRAIN_S is retried once its heartbeat expires.
+        if not self.wait_idle(REPLY_DRAIN_S):
+            log.warning("stopping with %d replies still running; they will be retried", len(self.running()))
+        self._beats_stop.set()
+        super().teardown()
+
+    # -- our own ------------------------------------------------------------------------------
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no job runs; False if some still run after ``timeout`` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._running, timeout)
+
+    def _run(self, job, queue, execution) -> None:  # type: ignore[no-untyped-def]
+        try:
+            self.perform_job(job, queue, execution)
+        except Exception:  # noqa: BLE001 - perform_job records failures itself; never lose the slot
+            log.exception("job %s: unexpected error outside the job", job.id)
+        finally:
+            with self._idle:
+                self._running.pop(job.id, None)
+                idle = not self._running
+                self._idle.notify_all()
+            self._slots.release()
+            if idle:
+                try:
+                    self.set_state(WorkerStatus.IDLE)
+                except redis.exceptions.RedisError:
+                    pass
+
+    def _ensure_heartbeats(self) -> None:
+        if self._beats is None or not self._beats.is_alive():
+            self._beats = threading.Thread(target=self._beat, name="heartbeats", daemon=True)
+            self._beats.start()
+
+    def _beat(self) -> None:
+        while not self._beats_stop.wait(self.job_monitoring_interval):
+            with self._lock:
+                running = [(job, execution) for job, execution, _ in self._running.values()]
+            for job, execution in running:
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:  # noqa: BLE001 - Redis gone for a moment: the next beat tries again
+                    log.warning("could not renew the heartbeat of %s", job.id, exc_info=True)
+
+
+class WorkerLost(RuntimeError):
+    """A worker loop ended without being asked to (RQ leaves its loop when Redis fails)."""
+
+
+def _work(worker: Worker, burst: bool, **kwargs) -> bool:  # type: ignore[no-untyped-def]
+    worked = worker.work(burst=burst, **kwargs)
+    if not burst and not worker._stop_requested:
+        raise WorkerLost(f"worker {worker.name} stopped on its own")
+    return worked
+
+
 class ForkingAppWorker(AppWorker):
     """Every job in a work horse, replies too (``--fork-every-job``: RQ's default behaviour)."""
-
-    in_process_queues = frozenset()
 
 
 def build_app() -> Flask:
@@ -107,6 +232,30 @@ def check_services(app: Flask) -> str | None:
         if status[name] != "ok":
             return f"cannot reach {name} at {var}; check that it is running and that {var} is right."
     return None
+
+
+def wait_for_services(app: Flask, give_up_after: float | None = None) -> str | None:
+    """Wait (with backoff, one log line per change) until PostgreSQL and Redis answer.
+
+    A worker started while Redis or PostgreSQL is restarting, or one whose Redis blipped,
+    waits instead of exiting (and crash-looping under a supervisor). Returns None once both
+    answer, or the problem if ``give_up_after`` seconds pass first.
+    """
+    started = time.monotonic()
+    delay, last = 0.5, None
+    while True:
+        problem = check_services(app)
+        if problem is None:
+            if last is not None:
+                log.info("services are back; starting")
+            return None
+        if give_up_after is not None and time.monotonic() - started >= give_up_after:
+            return problem
+        if problem != last:
+            log.warning("%s Waiting for it.", problem)
+            last = problem
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
 
 
 # Imported once in the worker process, so that each forked work horse inherits them instead
@@ -127,22 +276,91 @@ def preload() -> None:
         importlib.import_module(module)
 
 
-def run_worker(app: Flask, queues: list[str], burst: bool = False, fork_every_job: bool = False) -> bool:
+def run_worker(
+    app: Flask,
+    queues: list[str],
+    burst: bool = False,
+    fork_every_job: bool = False,
+    concurrency: int | None = None,
+) -> bool:
+    """Work ``queues``; in burst mode, until they are all empty. Returns whether any job ran."""
     from foundation.extensions import make_redis
-    from foundation.queue import QUEUES
+    from foundation.queue import AI_QUEUE, QUEUES
 
     unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
         raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
-    worker_class = ForkingAppWorker if fork_every_job else AppWorker
-    worker_class.flask_app = app
     preload()
     _sweep_on_start(app)
     connection = make_redis(app.config["REDIS_URL"])
-    # Registries are cleaned every minute, so a job whose worker died is retried soon after
-    # its heartbeat expires instead of after RQ's default ten minutes.
-    worker = worker_class(queues, connection=connection, maintenance_interval=60)
-    return worker.work(with_scheduler=True, burst=burst, logging_level=app.config["LOG_LEVEL"])
+    level = app.config["LOG_LEVEL"]
+    AppWorker.flask_app = app
+    if fork_every_job:
+        # Registries are cleaned every minute, so a job whose worker died is retried soon after
+        # its heartbeat expires instead of after RQ's default ten minutes.
+        worker = ForkingAppWorker(queues, connection=connection, maintenance_interval=60)
+        return _work(worker, burst, with_scheduler=True, logging_level=level)
+
+    ReplyWorker.concurrency = concurrency or app.config["WORKER_REPLY_CONCURRENCY"]
+    reply_queues = [q for q in queues if q == AI_QUEUE]
+    other_queues = [q for q in queues if q != AI_QUEUE]
+
+    def replies() -> ReplyWorker:
+        return ReplyWorker(reply_queues, connection=connection, maintenance_interval=60)
+
+    def others() -> AppWorker:
+        return AppWorker(other_queues, connection=connection, maintenance_interval=60)
+
+    if not other_queues:
+        return _work(replies(), burst, with_scheduler=True, logging_level=level)
+    if not reply_queues:
+        return _work(others(), burst, with_scheduler=True, logging_level=level)
+    if burst:
+        # Until both are empty: a maintenance job may enqueue replies (the outbox sweep).
+        worked = False
+        while True:
+            worked = replies().work(with_scheduler=True, burst=True, logging_level=level) or worked
+            worked = others().work(with_scheduler=True, burst=True, logging_level=level) or worked
+            if not _pending(connection, queues):
+                return worked
+    # Replies on a thread of their own (RQ's signal handlers belong to the main thread), the
+    # forking worker on the main thread; a stop request for the one stops the other.
+    reply_worker, other_worker = replies(), others()
+    reply_worker._install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    outcome: dict[str, object] = {}
+
+    def run_replies() -> None:
+        try:
+            outcome["worked"] = reply_worker.work(with_scheduler=False, logging_level=level)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            outcome["error"] = exc
+        finally:
+            if not reply_worker._stop_requested:  # the reply loop ended on its own: leave too
+                outcome["lost"] = True
+                os.kill(os.getpid(), signal.SIGTERM)  # RQ's handler, on the main thread, stops the other loop
+
+    thread = threading.Thread(target=run_replies, name="reply-worker", daemon=True)
+    thread.start()
+    try:
+        worked = other_worker.work(with_scheduler=True, logging_level=level)
+    finally:
+        reply_worker._stop_requested = True
+        thread.join(REPLY_DRAIN_S + 5)
+    if outcome.get("lost") or not other_worker._stop_requested:
+        raise WorkerLost(f"a worker loop stopped on its own: {outcome.get('error', 'the jobs worker')}")
+    return bool(worked or outcome.get("worked"))
+
+
+def _pending(connection, queues: list[str]) -> bool:  # type: ignore[no-untyped-def]
+    """Whether any of ``queues`` holds a job, or a scheduled one (a retry) that is due."""
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    for name in queues:
+        queue = Queue(name, connection=connection)
+        if queue.count or ScheduledJobRegistry(queue=queue).get_jobs_to_schedule():
+            return True
+    return False
 
 
 def _sweep_on_start(app: Flask) -> None:
@@ -182,30 +400,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queues", default="ai,default", help="comma-separated queues (default: ai,default)")
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="tutor replies run at once (default: WORKER_REPLY_CONCURRENCY, 200)",
+    )
+    parser.add_argument(
         "--fork-every-job",
         action="store_true",
-        help="run tutor replies in a fork per job too (RQ's default; replies start about 300 ms later)",
+        help="run tutor replies one at a time, each in a fork (RQ's default; for comparison)",
     )
     args = parser.parse_args(argv)
     try:
         app = build_app()
-    except (ConfigError, CurriculumError) as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    problem = check_services(app)
+    problem = wait_for_services(app, give_up_after=0 if args.burst else None)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    if args.scheduler:
-        run_scheduler(app, burst=args.burst)
-    else:
-        run_worker(
-            app,
-            [q.strip() for q in args.queues.split(",") if q.strip()],
-            burst=args.burst,
-            fork_every_job=args.fork_every_job,
-        )
-    return 0
+    while True:
+        try:
+            if args.scheduler:
+                run_scheduler(app, burst=args.burst)
+            else:
+                run_worker(
+                    app,
+                    [q.strip() for q in args.queues.split(",") if q.strip()],
+                    burst=args.burst,
+                    fork_every_job=args.fork_every_job,
+                    concurrency=args.concurrency,
+                )
+            return 0
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, WorkerLost) as exc:
+            if args.burst:
+                raise
+            log.warning("%s; waiting for Redis and PostgreSQL, then working again", exc)
+            time.sleep(1)
+            wait_for_services(app)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,14 @@ class Settings:
     LOG_FORMAT: str = "text"
     METRICS_TOKEN: str = ""
     WEB_CONCURRENCY: int = 2
+    WEB_WORKER_CLASS: str = "gevent"
+    WEB_CONNECTIONS: int = 2000
     WEB_THREADS: int = 32
+    WORKER_REPLY_CONCURRENCY: int = 200
+    STREAMS_PER_STUDENT: int = 4
+    DB_POOL_SIZE: int = 10
+    DB_MAX_OVERFLOW: int = 10
+    DB_POOL_TIMEOUT: float = 5.0
     SESSION_IDLE_MINUTES: int = 30
     MESSAGE_MAX_CHARS: int = 4000
     MESSAGE_RATE_LIMIT: str = "20/minute"
@@ -184,7 +191,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         LOG_FORMAT=_choice(env, "LOG_FORMAT", "json" if app_env == "production" else "text", ("text", "json")),
         METRICS_TOKEN=env.get("METRICS_TOKEN", "").strip(),
         WEB_CONCURRENCY=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        WEB_WORKER_CLASS=_choice(env, "WEB_WORKER_CLASS", "gevent", ("gevent", "gthread")),
+        WEB_CONNECTIONS=_int(env, "WEB_CONNECTIONS", 2000, minimum=10),
         WEB_THREADS=_int(env, "WEB_THREADS", 32, minimum=1),
+        WORKER_REPLY_CONCURRENCY=_int(env, "WORKER_REPLY_CONCURRENCY", 200, minimum=1),
+        STREAMS_PER_STUDENT=_int(env, "STREAMS_PER_STUDENT", 4, minimum=1),
+        DB_POOL_SIZE=_int(env, "DB_POOL_SIZE", 10, minimum=1),
+        DB_MAX_OVERFLOW=_int(env, "DB_MAX_OVERFLOW", 10, minimum=0),
+        DB_POOL_TIMEOUT=_seconds(env, "DB_POOL_TIMEOUT", 5.0),
         SESSION_IDLE_MINUTES=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
         MESSAGE_MAX_CHARS=_int(env, "MESSAGE_MAX_CHARS", 4000, minimum=1),
         MESSAGE_RATE_LIMIT=_rate_limit(env.get("MESSAGE_RATE_LIMIT", "")),

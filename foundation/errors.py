@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.exceptions
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 
@@ -30,17 +32,26 @@ def wants_json() -> bool:
 def _unavailable(exc: Exception):
     from .extensions import db
 
-    current_app.logger.error("database unavailable: %s", getattr(exc, "orig", exc))
+    busy = isinstance(exc, PoolTimeout)
+    if busy:  # every pooled connection is in use: a moment's overload, not an outage
+        current_app.logger.warning("database pool exhausted on %s %s", request.method, request.path)
+    elif isinstance(exc, redis.exceptions.RedisError):
+        current_app.logger.error("redis unavailable: %s", exc)
+    else:
+        current_app.logger.error("database unavailable: %s", getattr(exc, "orig", exc))
     try:
         db.session.rollback()
     except Exception:  # noqa: BLE001 - the connection is gone; nothing to roll back
         pass
+    retry_after = "2" if busy else "30"
     if wants_json():
-        return json_error(503, "unavailable", "The service is temporarily unavailable; try again shortly.")
+        response = json_error(503, "unavailable", "The service is temporarily unavailable; try again shortly.")
+        response.headers["Retry-After"] = retry_after
+        return response
     # Rendered without Flask's context processors: Flask-Login's would load the user, which
     # needs the database that is down.
     page = current_app.jinja_env.get_template("unavailable.html").render()
-    return page, 503, {"Retry-After": "30", "Content-Type": "text/html; charset=utf-8"}
+    return page, 503, {"Retry-After": retry_after, "Content-Type": "text/html; charset=utf-8"}
 
 
 def _internal(exc: Exception):
@@ -57,5 +68,8 @@ def _internal(exc: Exception):
 def init_app(app: Flask) -> None:
     app.register_error_handler(OperationalError, _unavailable)
     app.register_error_handler(InterfaceError, _unavailable)
+    app.register_error_handler(PoolTimeout, _unavailable)
+    app.register_error_handler(redis.exceptions.ConnectionError, _unavailable)
+    app.register_error_handler(redis.exceptions.TimeoutError, _unavailable)
     app.register_error_handler(InternalServerError, _internal)
     app.register_error_handler(Exception, _internal)

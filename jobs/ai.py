@@ -68,14 +68,19 @@ def _generate(reply_id: int, attempt: int, started: float) -> str:
         .where(Message.session_id == reply.session_id, Message.id < reply_id, Message.status == "done")
         .order_by(Message.id)
     ).all()
+    subject = session.subject
     chat = build_messages(
-        session.subject, [(r.role, r.content) for r in history], current_app.config.get("AI_CONTEXT_TOKENS", 3000)
+        subject, [(r.role, r.content) for r in history], current_app.config.get("AI_CONTEXT_TOKENS", 3000)
     )
+    student_messages = [r.content for r in history if r.role == "student"]
+    # The connection goes back to the pool while the model answers: a worker streams many
+    # replies at once with a handful of connections.
+    db.session.rollback()
     provider = get_provider(current_app.config)
     usage = Usage()
     parts: list[str] = []
     try:
-        for chunk in provider.stream(chat, usage, ReplyContext(subject=session.subject)):
+        for chunk in provider.stream(chat, usage, ReplyContext(subject=subject)):
             parts.append(chunk)
             streams.append(redis, reply_id, streams.TOKEN, {"text": chunk}, attempt)
         if not "".join(parts).strip():
@@ -84,7 +89,7 @@ def _generate(reply_id: int, attempt: int, started: float) -> str:
         return _handle_failure(reply_id, attempt, str(exc), exc.retryable)
     latency_ms = int((time.monotonic() - started) * 1000)
     content = "".join(parts)
-    revealed = reveals_answer([r.content for r in history if r.role == "student"], content)
+    revealed = reveals_answer(student_messages, content)
     saved = db.session.execute(
         text(
             """

@@ -20,6 +20,9 @@ class ScriptedOpenAI:
         self.requests: list[dict] = []
         self.chunk_delay = 0.0
         self.first_token_delay = 0.0
+        self.in_flight = 0  # streaming requests being answered now
+        self.max_in_flight = 0  # the most at once
+        self._count = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +46,16 @@ class ScriptedOpenAI:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                with outer._count:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    self._stream(body)
+                finally:
+                    with outer._count:
+                        outer.in_flight -= 1
+
+            def _stream(self, body):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")

@@ -23,7 +23,7 @@ from .models import Message, SessionTopic, TutoringSession
 from .rendering import render_markdown
 from .replies import enqueue_reply
 from .throttle import login_throttled, record_failed_login
-from .users import UserError, create_user, find_user_by_email, verify_password
+from .users import UserError, authenticate, create_user
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -152,8 +152,8 @@ def login():
     wait = login_throttled(email)
     if wait:
         raise ApiError(429, "too_many_attempts", f"Too many failed logins; try again in {wait} s.", retry_after=wait)
-    user = find_user_by_email(email)
-    if user is None or not verify_password(user, password):
+    user = authenticate(email, password)
+    if user is None:
         record_failed_login(email)
         raise ApiError(401, "invalid_credentials", "Wrong e-mail or password.")
     login_user(user)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
+from functools import cache
 
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from foundation.cooperative import offload
 from foundation.extensions import db
 
 from .models import USER_ROLES, User
@@ -24,12 +27,36 @@ def normalize_email(email: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    # werkzeug's default is scrypt, a memory-hard KDF.
-    return generate_password_hash(password)
+    # werkzeug's default is scrypt, a memory-hard KDF: tens of milliseconds of CPU, run off the
+    # web process's event loop so that other requests go on meanwhile.
+    return offload(generate_password_hash, password)
 
 
 def verify_password(user: User, password: str) -> bool:
-    return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+    return bool(user.password_hash) and offload(check_password_hash, user.password_hash, password)
+
+
+@cache
+def _dummy_hash() -> str:
+    """A valid scrypt hash of a random password: unknown e-mails are checked against it so
+    that a login takes as long whether or not the account exists."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user with this e-mail and password, or None.
+
+    The database connection goes back to the pool before the password is hashed (a login
+    holds none during the slow part), and the user comes back detached with its columns
+    loaded, ready for ``login_user``.
+    """
+    user = find_user_by_email(email)
+    if user is not None:
+        db.session.expunge(user)
+    db.session.rollback()  # ends the read-only transaction: the connection returns to the pool
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+    ok = offload(check_password_hash, stored, password)
+    return user if ok and user is not None and user.password_hash else None
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -54,11 +81,12 @@ def create_user(
         raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if grade_level is not None and not 1 <= grade_level <= 13:
         raise UserError("the grade level must be between 1 and 13")
+    password_hash = hash_password(password)  # before any query of ours: no connection held meanwhile
     if find_user_by_email(email) is not None:
         raise UserError(f"a user with the e-mail {email} already exists")
     user = User(
         email=email,
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         role=role,
         display_name=(display_name or email.split("@")[0]).strip()[:120],
         grade_level=grade_level,

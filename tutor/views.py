@@ -17,7 +17,7 @@ from .curriculum import get_curriculum
 from .embed import EmbedTokenError, verify_token
 from .models import TutoringSession
 from .throttle import login_throttled, record_failed_login
-from .users import UserError, create_user, find_user_by_email, verify_password
+from .users import UserError, authenticate, create_user
 
 
 @bp.before_request
@@ -41,8 +41,8 @@ def login():
         if wait:
             flash(f"Too many failed logins; try again in {wait // 60 + 1} minutes.", "error")
             return render_template("login.html", email=email), 429
-        user = find_user_by_email(email)
-        if user is not None and verify_password(user, request.form.get("password", "")):
+        user = authenticate(email, request.form.get("password", ""))
+        if user is not None:
             login_user(user, remember=bool(request.form.get("remember")))
             target = request.args.get("next", "")
             if not target.startswith("/") or target.startswith("//"):

@@ -1,0 +1,57 @@
+"""One worker process runs many tutor replies at once (they wait on the model, not the CPU)."""
+
+import time
+
+from sqlalchemy import select
+
+from foundation.extensions import db
+from tests.conftest import make_student, run_jobs
+from tests.openai_server import ScriptedOpenAI
+from tutor.models import Message
+
+
+def _post(student, text: str) -> int:
+    sid = student.post("/api/v1/sessions", json={"subject": "mathematics"}).get_json()["id"]
+    response = student.post(f"/api/v1/sessions/{sid}/messages", json={"content": text})
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["reply_id"]
+
+
+def test_replies_run_at_once_and_each_finishes_once(app):
+    saved = {k: app.config[k] for k in ("AI_PROVIDER", "OPENAI_BASE_URL", "AI_MODEL", "WORKER_REPLY_CONCURRENCY")}
+    students = [make_student(app, email=f"pupil{i}@school.org") for i in range(8)]
+    replies = [_post(s, f"How do I solve {i}x + 3 = 7?") for i, s in enumerate(students)]
+    try:
+        with ScriptedOpenAI(reply="What could you do to both sides first?") as server:
+            server.first_token_delay = 0.6
+            app.config.update(
+                AI_PROVIDER="openai", OPENAI_BASE_URL=server.base_url, AI_MODEL="test-model", WORKER_REPLY_CONCURRENCY=8
+            )
+            started = time.monotonic()
+            run_jobs(app)
+            took = time.monotonic() - started
+        assert server.max_in_flight == 8, server.max_in_flight  # one at a time would be 1
+        assert len(server.requests) == 8
+        assert took < 8 * 0.6, took  # one after another would take at least 4.8 s
+    finally:
+        app.config.update(saved)
+    with app.app_context():
+        rows = db.session.execute(select(Message.status, Message.attempts).where(Message.id.in_(replies))).all()
+    assert sorted(rows) == [("done", 1)] * 8
+
+
+def test_concurrency_is_bounded(app):
+    saved = {k: app.config[k] for k in ("AI_PROVIDER", "OPENAI_BASE_URL", "AI_MODEL", "WORKER_REPLY_CONCURRENCY")}
+    students = [make_student(app, email=f"pupil{i}@school.org") for i in range(6)]
+    for i, s in enumerate(students):
+        _post(s, f"What is {i} + 4?")
+    try:
+        with ScriptedOpenAI() as server:
+            server.first_token_delay = 0.3
+            app.config.update(
+                AI_PROVIDER="openai", OPENAI_BASE_URL=server.base_url, AI_MODEL="test-model", WORKER_REPLY_CONCURRENCY=2
+            )
+            run_jobs(app)
+        assert server.max_in_flight == 2 and len(server.requests) == 6
+    finally:
+        app.config.update(saved)
