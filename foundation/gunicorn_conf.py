@@ -1,9 +1,13 @@
 """gunicorn settings (``gunicorn -c python:foundation.gunicorn_conf 'app:create_app()'``).
 
-The ``gthread`` worker class gives every open request, streamed replies included, its own
-thread, so a worker holds ``WEB_THREADS`` server-sent-event streams open while the heartbeat
-keeps running. Settings come from the same environment as the app; a bad one stops the
-server with one line before any worker starts.
+The ``gevent`` worker class (``WEB_WORKER_CLASS``, the default) serves every request of a
+process on one OS thread, switching between them whenever one waits on a socket: an open
+reply stream costs a greenlet and its socket, not a thread, so a process holds thousands
+(``WEB_CONNECTIONS``) while pages, the API and the dashboard keep answering. psycopg2 is made
+cooperative in each worker (psycogreen), and password hashing runs on gevent's thread pool
+(``foundation.cooperative``). ``WEB_WORKER_CLASS=gthread`` gives the previous behaviour:
+``WEB_THREADS`` threads per process, one per open request. Settings come from the same
+environment as the app; a bad one stops the server with one line before any worker starts.
 """
 
 import os
@@ -21,8 +25,9 @@ except ConfigError as exc:
 
 bind = f"0.0.0.0:{_settings.PORT}"
 workers = _settings.WEB_CONCURRENCY
-worker_class = "gthread"
-threads = _settings.WEB_THREADS
+worker_class = _settings.WEB_WORKER_CLASS
+worker_connections = _settings.WEB_CONNECTIONS  # gevent: open connections per process
+threads = _settings.WEB_THREADS  # gthread only
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
@@ -37,6 +42,13 @@ control_socket_disable = True
 # (prometheus_client's multiprocess mode); it is made fresh for each server start.
 _metrics_dir = tempfile.mkdtemp(prefix="aitutor-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def post_fork(server, worker):
+    if worker_class == "gevent":
+        from foundation.cooperative import patch_psycopg
+
+        patch_psycopg()
 
 
 def child_exit(server, worker):

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask_login import current_user, login_user, logout_user
+from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 from werkzeug.exceptions import HTTPException
 
@@ -20,6 +21,7 @@ from . import streams
 from .auth import csrf_ok, csrf_token
 from .curriculum import get_curriculum, match_topics, subjects_payload
 from .models import Message, SessionTopic, TutoringSession
+from .relay import relay_for
 from .rendering import render_markdown
 from .replies import enqueue_reply
 from .throttle import login_throttled, record_failed_login
@@ -27,7 +29,8 @@ from .users import UserError, authenticate, create_user
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-SSE_BLOCK_MS = 5000
+STREAM_KEEPALIVE_S = 15  # a comment line this often: proxies keep the connection, dead clients are noticed
+STREAM_LEASE_S = 3 * STREAM_KEEPALIVE_S  # a stream's slot is renewed at each keep-alive
 CSRF_EXEMPT = {"api.login", "api.register"}
 SSE_MAX_SECONDS = 600  # a stream connection is recycled after this; the client resumes
 
@@ -386,46 +389,90 @@ def retry_reply(reply_id: int):
 
 @bp.get("/messages/<int:reply_id>/stream")
 def reply_stream(reply_id: int):
+    """The reply as server-sent events, resumable with ``Last-Event-ID``.
+
+    A finished reply answers at once and closes: the events after ``Last-Event-ID`` when its
+    stream still holds them, else the whole reply from the database (whatever id was sent).
+    An unfinished one streams until its final event; an id that is malformed or past the end
+    of the stream counts as "from the start". While it waits, a stream holds no thread, no
+    database connection and no Redis connection (``tutor.relay``), and it takes one of the
+    student's ``STREAMS_PER_STUDENT`` slots (more get 429).
+    """
     reply = own_reply(reply_id)
+    student_id = current_user.id
     after = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0-0"
-    if not _valid_stream_id(after):
+    if streams.parse_id(after) is None:
         after = "0-0"
-    redis = redis_ext.conn
+    finished = _final_events(reply)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    final = _final_events(reply) if not streams.has_events(redis, reply.id) else None
     db.session.remove()  # do not hold a database connection for the life of the stream
+    redis = redis_ext.conn
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    try:
+        newest = streams.last_id(redis, reply_id)
+        if newest is None or streams.parse_id(after) > streams.parse_id(newest):
+            after = "0-0"  # nothing to resume from (or an id from the future): from the start
+        if finished is not None:
+            rest = streams.read_all(redis, reply_id, after) if newest is not None else []
+            if rest and rest[-1][1] in streams.FINAL_EVENTS:
+                body = [streams.format_sse(event, data, entry_id) for entry_id, event, data in rest]
+            else:
+                body = finished
+            return Response(body, mimetype="text/event-stream", headers=headers)
+        token = uuid.uuid4().hex
+        limit = current_app.config["STREAMS_PER_STUDENT"]
+        if not streams.take_lease(redis, student_id, token, limit, STREAM_LEASE_S):
+            raise ApiError(
+                429,
+                "too_many_streams",
+                f"You already have {limit} reply streams open; close one (or wait a minute) and try again.",
+                retry_after=STREAM_KEEPALIVE_S,
+            )
+    except RedisError:
+        current_app.logger.warning("reply stream %s: Redis unavailable", reply_id)
+        response = json_error(503, "unavailable", "Live replies are unavailable for a moment; try again shortly.")
+        response.headers["Retry-After"] = "5"
+        return response
+    relay = relay_for(current_app.config["REDIS_URL"])
 
     def generate():
-        if final is not None:  # finished and its stream expired: the whole reply at once
-            yield from final
-            return
         last = after
         started = time.monotonic()
-        yield "retry: 2000\n\n"
-        while time.monotonic() - started < SSE_MAX_SECONDS:
-            got = False
-            for entry_id, event, data in streams.read(redis, reply_id, last, SSE_BLOCK_MS):
-                got = True
-                last = entry_id
-                yield streams.format_sse(event, data, entry_id)
-                if event in streams.FINAL_EVENTS:
-                    return
-            if not got:
-                yield ": keep-alive\n\n"
-                with app.app_context():  # the reply may have ended while its stream expired
-                    current = db.session.get(Message, reply_id)
-                    if (
-                        current is not None
-                        and current.status in ("done", "failed")
-                        and not streams.has_events(redis, reply_id)
-                    ):
-                        yield from _final_events(current)
+        try:
+            yield "retry: 2000\n\n"
+            with relay.watch(reply_id) as woken:
+                while time.monotonic() - started < SSE_MAX_SECONDS:
+                    woken.clear()  # before reading: a chunk published after the read wakes us
+                    got = False
+                    for entry_id, event, data in streams.read(redis, reply_id, last):
+                        got = True
+                        last = entry_id
+                        yield streams.format_sse(event, data, entry_id)
+                        if event in streams.FINAL_EVENTS:
+                            return
+                    if got or woken.wait(STREAM_KEEPALIVE_S):
+                        continue
+                    yield ": keep-alive\n\n"
+                    streams.renew_lease(redis, student_id, token, STREAM_LEASE_S)
+                    with app.app_context():  # the reply may have ended while its stream expired
+                        current = db.session.get(Message, reply_id)
+                        final = _final_events(current) if current is not None else None
                         db.session.remove()
+                    if final is not None and not streams.has_events(redis, reply_id):
+                        yield from final
                         return
-                    db.session.remove()
+        except RedisError:
+            app.logger.warning("reply stream %s: lost Redis; the browser reconnects", reply_id)
 
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(generate(), mimetype="text/event-stream", headers=headers)
+    def release() -> None:  # the server closes every response, even one never iterated
+        try:
+            streams.drop_lease(redis, student_id, token)
+        except RedisError:
+            pass  # the lease runs out by itself
+
+    response = Response(generate(), mimetype="text/event-stream", headers=headers)
+    response.call_on_close(release)
+    return response
 
 
 def _final_events(reply: Message) -> list[str] | None:
@@ -437,8 +484,3 @@ def _final_events(reply: Message) -> list[str] | None:
     if reply.status == "failed":
         return [streams.format_sse(streams.ERROR, {"error": f"The tutor could not answer: {reply.error}"}, "final-1")]
     return None
-
-
-def _valid_stream_id(value: str) -> bool:
-    left, _, right = value.partition("-")
-    return left.isdigit() and (right == "" or right.isdigit())

@@ -8,6 +8,7 @@ of truth: a stream is transient and expires some time after its reply ends.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +23,25 @@ FINAL_EVENTS = {DONE, ERROR}
 
 
 # Append only while this attempt owns the reply: a work horse that outlived its worker
-# (or a stale retry) cannot interleave its chunks with the current attempt's.
+# (or a stale retry) cannot interleave its chunks with the current attempt's. The reply's id
+# is then published on the relay channel, which wakes the streams waiting on it (tutor.relay).
 _APPEND = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3], 'data', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return id
+"""
+
+# A student's open streams: a sorted set of leases (member: a random token, score: when the
+# lease ends). Expired leases are dropped first, so a web process that died cannot keep a
+# student's slots taken for longer than one lease.
+_LEASE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
 """
 
 
@@ -50,8 +64,10 @@ def claim(redis: Redis, reply_id: int, attempt: int) -> None:
 
 def append(redis: Redis, reply_id: int, event: str, data: dict[str, Any], attempt: int | None = None) -> str:
     """Add an event; with ``attempt``, raise :class:`Superseded` if another attempt owns the reply."""
+    from .relay import CHANNEL
+
     ttl = FINISHED_TTL_S if event in FINAL_EVENTS else ACTIVE_TTL_S
-    args = ["" if attempt is None else str(attempt), STREAM_MAXLEN, event, json.dumps(data), ttl]
+    args = ["" if attempt is None else str(attempt), STREAM_MAXLEN, event, json.dumps(data), ttl, CHANNEL, reply_id]
     entry_id = redis.eval(_APPEND, 2, stream_key(reply_id), owner_key(reply_id), *args)
     if entry_id is None:
         raise Superseded(f"reply {reply_id}: attempt {attempt} was superseded")
@@ -62,15 +78,63 @@ def has_events(redis: Redis, reply_id: int) -> bool:
     return bool(redis.exists(stream_key(reply_id)))
 
 
-def read(redis: Redis, reply_id: int, after: str, block_ms: int) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """Events after entry id ``after``: ``(entry_id, event, data)``; waits up to ``block_ms``."""
+def read(
+    redis: Redis, reply_id: int, after: str, block_ms: int | None = None
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Events after entry id ``after``: ``(entry_id, event, data)``; with ``block_ms``, waits up
+    to that long for the first one (None: answers at once)."""
     result = redis.xread({stream_key(reply_id): after}, count=500, block=block_ms)
     for _key, entries in result or []:
         for entry_id, fields in entries:
-            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            event = fields[b"event"].decode() if b"event" in fields else fields["event"]
-            raw = fields[b"data"] if b"data" in fields else fields["data"]
-            yield eid, event, json.loads(raw)
+            yield _entry(entry_id, fields)
+
+
+def read_all(redis: Redis, reply_id: int, after: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every event after ``after`` (exclusive), at once."""
+    return [_entry(i, f) for i, f in redis.xrange(stream_key(reply_id), min=f"({after}", max="+")]
+
+
+def last_id(redis: Redis, reply_id: int) -> str | None:
+    """The id of the stream's newest entry (None: no stream)."""
+    newest = redis.xrevrange(stream_key(reply_id), count=1)
+    if not newest:
+        return None
+    entry_id = newest[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def _entry(entry_id: Any, fields: dict[Any, Any]) -> tuple[str, str, dict[str, Any]]:
+    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    event = fields[b"event"].decode() if b"event" in fields else fields["event"]
+    raw = fields[b"data"] if b"data" in fields else fields["data"]
+    return eid, event, json.loads(raw)
+
+
+def parse_id(value: str) -> tuple[int, int] | None:
+    """A stream entry id (``ms-seq`` or ``ms``) as a pair for comparing, or None if malformed."""
+    left, _, right = value.partition("-")
+    if not left.isdigit() or not (right == "" or right.isdigit()) or len(left) > 20 or len(right) > 20:
+        return None
+    return int(left), int(right or 0)
+
+
+def lease_key(student_id: int) -> str:
+    return f"aitutor:streams:{student_id}"
+
+
+def take_lease(redis: Redis, student_id: int, token: str, limit: int, seconds: float) -> bool:
+    """Take one of the student's ``limit`` stream slots for ``seconds`` (False: all taken)."""
+    now = time.time()
+    key = lease_key(student_id)
+    return bool(redis.eval(_LEASE, 1, key, now, limit, now + seconds, token, int(seconds) + 60))
+
+
+def renew_lease(redis: Redis, student_id: int, token: str, seconds: float) -> None:
+    redis.zadd(lease_key(student_id), {token: time.time() + seconds}, xx=True)
+
+
+def drop_lease(redis: Redis, student_id: int, token: str) -> None:
+    redis.zrem(lease_key(student_id), token)
 
 
 def format_sse(event: str, data: dict[str, Any], event_id: str) -> str:

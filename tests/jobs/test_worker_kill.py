@@ -60,7 +60,7 @@ def test_sigkill_mid_reply_then_retry_gives_one_complete_reply(app, services, st
         reply = db.session.get(Message, reply_id)
         assert reply.status == "done" and reply.attempts == 2
         assert db.session.scalar(select(func.count()).where(Message.role == "tutor")) == 1
-        events = list(streams.read(redis_ext.conn, reply_id, "0-0", block_ms=0))
+        events = list(streams.read(redis_ext.conn, reply_id, "0-0"))
     kinds = [e[1] for e in events]
     assert kinds.count("reset") == 1 and kinds[-1] == "done"
     after_reset = "".join(e[2]["text"] for e in events[kinds.index("reset") :] if e[1] == "token")

@@ -158,4 +158,4 @@ def test_a_superseded_attempt_cannot_write_to_the_stream(app_ctx):
     with pytest.raises(streams.Superseded):
         streams.append(redis, 77, streams.TOKEN, {"text": "stale"}, 1)
     streams.append(redis, 77, streams.TOKEN, {"text": "new"}, 2)
-    assert [e[2]["text"] for e in streams.read(redis, 77, "0-0", 0)] == ["old ", "new"]
+    assert [e[2]["text"] for e in streams.read(redis, 77, "0-0")] == ["old ", "new"]
