@@ -43,13 +43,24 @@ log = logging.getLogger("worker")
 #: (signals reach the main thread only) within this time.
 REPLY_POLL_S = 1
 #: How long a warm shutdown waits for replies in flight before leaving them to be retried.
-REPLY_DRAIN_S = 30.0
+REPLY_DRAIN_S = 10.0
+
+
+#: Names of the workers running in this process (the reaper leaves them alone).
+_LIVE: set[str] = set()
 
 
 class AppWorker(Worker):
     """An RQ worker whose jobs run inside the Flask app context, each in a forked work horse."""
 
     flask_app: Flask
+
+    def work(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _LIVE.add(self.name)
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            _LIVE.discard(self.name)
 
     def perform_job(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
         from foundation import metrics
@@ -118,7 +129,7 @@ class ReplyWorker(AppWorker):
 
     def work(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self._loop = threading.current_thread()
-        return super().work(*args, **kwargs)
+        return super().work(*args, **kwargs)  # AppWorker.work: registered as live
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):  # type: ignore[no-untyped-def]
         while not self._slots.acquire(timeout=REPLY_POLL_S):  # every slot busy: wait for one
@@ -293,6 +304,7 @@ def run_worker(
     preload()
     _sweep_on_start(app)
     connection = make_redis(app.config["REDIS_URL"])
+    reap_dead_workers(connection)
     level = app.config["LOG_LEVEL"]
     AppWorker.flask_app = app
     if fork_every_job:
@@ -349,6 +361,58 @@ def run_worker(
     if outcome.get("lost") or not other_worker._stop_requested:
         raise WorkerLost(f"a worker loop stopped on its own: {outcome.get('error', 'the jobs worker')}")
     return bool(worked or outcome.get("worked"))
+
+
+def reap_dead_workers(connection) -> list[str]:  # type: ignore[no-untyped-def]
+    """Hand back, at once, the jobs of workers on this machine whose process is gone.
+
+    A worker killed mid-reply (SIGKILL, the OOM killer, a crash) leaves its jobs in RQ's
+    started registry until their heartbeat expires, about 90 s. A worker starting on the same
+    machine knows better: a registered worker whose pid no longer exists here (or is this very
+    process, from before a Redis outage) is dead, so its jobs go through RQ's own abandoned-job
+    handling now (retried if they have retries left) and the worker is unregistered. The
+    reply's claim, owner key and guarded save keep the retry exactly-once even if a worker with
+    the same host name on another machine were taken for dead. Returns the job ids handed back.
+    """
+    import socket
+
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    host, me = socket.gethostname(), os.getpid()
+    handed_back: list[str] = []
+    for old in Worker.all(connection=connection):
+        if old.hostname != host or not old.pid:
+            continue
+        if old.pid != me:
+            try:
+                os.kill(old.pid, 0)
+                continue  # alive (or a process we may not signal: leave it to its heartbeat)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        elif old.name in _LIVE:
+            continue  # one of ours, working
+        executions = old.get_current_executions(refresh=True)
+        by_queue: dict[str, list[str]] = {}
+        mine: list[str] = []
+        for execution in executions:
+            try:
+                origin = execution.job.origin
+            except Exception:  # noqa: BLE001 - the job hash is gone: nothing to hand back
+                continue
+            by_queue.setdefault(origin, []).append(execution.composite_key)
+            mine.append(execution.job_id)
+        for origin, keys in by_queue.items():
+            queue = Queue(origin, connection=connection)
+            registry = StartedJobRegistry(queue=queue)
+            connection.zadd(registry.key, dict.fromkeys(keys, 1), xx=True)  # expired now
+            registry.cleanup()
+        old.register_death()
+        handed_back += mine
+        log.warning("worker %s (pid %s) is gone; handed back its jobs: %s", old.name, old.pid, mine or "none")
+    return handed_back
 
 
 def _pending(connection, queues: list[str]) -> bool:  # type: ignore[no-untyped-def]

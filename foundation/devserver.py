@@ -3,7 +3,9 @@
 With no ``DATABASE_URL`` / ``REDIS_URL`` it starts embedded PostgreSQL and Redis (data kept
 under the instance folder), applies migrations, loads a demo data set on the first run and
 prints the demo admin's login. It then supervises three child processes (gunicorn, an RQ
-worker, rq-scheduler) and stops all of them, and the embedded servers, on Ctrl-C or SIGTERM.
+worker, rq-scheduler): one that crashes is restarted with backoff (1 s doubling to 30 s) and
+said so in one line; only Ctrl-C or SIGTERM (or a web server that cannot start) stops them
+all, and the embedded servers.
 """
 
 from __future__ import annotations
@@ -62,19 +64,58 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 @dataclass
 class Child:
     name: str
+    args: list[str]
     process: subprocess.Popen
+    started: float = 0.0
+    restarts: int = 0
+    restart_at: float | None = None  # when a crashed child is due to start again
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            self.args, cwd=PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        self.started = time.monotonic()
+        self.restart_at = None
 
 
 def start_child(name: str, args: list[str]) -> Child:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent)
-    return Child(name, process)
+    child = Child(name, args, process=None)  # type: ignore[arg-type]
+    child.start()
+    return child
+
+
+#: Backoff between restarts of a crashed child: 1 s, doubling to 30 s; back to 1 s once a child
+#: has run for a minute.
+RESTART_FIRST_S, RESTART_MAX_S, RESTART_RESET_S = 1.0, 30.0, 60.0
+
+
+def supervise(children: list[Child], now: float | None = None) -> None:
+    """Restart crashed children with backoff, saying so in one line each time."""
+    now = time.monotonic() if now is None else now
+    for child in children:
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                child.start()
+                say(f"{child.name} restarted (pid {child.process.pid})")
+            continue
+        code = child.process.poll()
+        if code is None:
+            continue
+        if now - child.started >= RESTART_RESET_S:
+            child.restarts = 0
+        delay = min(RESTART_FIRST_S * 2**child.restarts, RESTART_MAX_S)
+        child.restarts += 1
+        child.restart_at = now + delay
+        say(f"the {child.name} process exited with code {code}; restarting it in {delay:.0f} s")
 
 
 def stop_children(children: list[Child]) -> None:
     for child in children:
         if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
+            # gunicorn stops at once on SIGINT (open reply streams would hold a SIGTERM for its
+            # graceful timeout); the workers finish or hand back their jobs on SIGTERM.
+            child.process.send_signal(signal.SIGINT if child.name == "web" else signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     for child in children:
         try:
@@ -85,10 +126,10 @@ def stop_children(children: list[Child]) -> None:
             child.process.wait()
 
 
-def wait_ready(url: str, children: list[Child], timeout: float = 60.0) -> bool:
+def wait_ready(url: str, web: Child, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(c.process.poll() is not None for c in children):
+        if web.process.poll() is not None:
             return False
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -172,19 +213,15 @@ def main(prepare: Callable[[Settings, Path], str | None]) -> int:
         children.append(start_child("scheduler", [python, "worker.py", "--scheduler"]))
 
         base = f"http://127.0.0.1:{settings.PORT}"
-        if not wait_ready(base + "/readyz", children):
+        if not wait_ready(base + "/readyz", children[0]):
             say("the web server did not become ready; stopping")
             return 1
         say(f"AI Tutor is running at {base}/  (analytics: {base}/admin/analytics/)")
         if login_line:
             say(login_line)
         say("press Ctrl-C to stop")
-        while True:
-            for child in children:
-                code = child.process.poll()
-                if code is not None:
-                    say(f"the {child.name} process exited with code {code}; stopping everything")
-                    return 1
+        while True:  # a crashed web server, worker or scheduler is restarted; only Ctrl-C stops
+            supervise(children)
             time.sleep(0.5)
     except (KeyboardInterrupt, Stop):
         say("stopping")

@@ -82,3 +82,43 @@ def test_unknown_queue_is_refused(app_ctx):
 
     with pytest.raises(SystemExit, match="unknown queue"):
         run_worker(app_ctx, ["nope"], burst=True)
+
+
+def test_jobs_of_a_dead_worker_on_this_machine_are_handed_back_at_once(app_ctx):
+    """A worker SIGKILLed mid-job: the next worker to start here retries its job right away
+    (RQ alone would wait for the job's heartbeat to expire, about 90 s)."""
+    import subprocess
+    import sys
+
+    from rq import Retry, Worker
+
+    from worker import reap_dead_workers
+
+    queue = get_queue("ai")
+    job = queue.enqueue("tests.worker_jobs.heartbeats_while_sleeping", 1, retry=Retry(max=2))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer exists
+    gone = Worker([queue], connection=queue.connection, name="gone-worker")
+    gone.register_birth()
+    queue.connection.hset(gone.key, "pid", dead.pid)
+    dequeued, _ = gone.dequeue_job_and_maintain_ttl(1)
+    execution = gone.prepare_execution(dequeued)
+    gone.prepare_job_execution(dequeued)
+    assert job.id in queue.started_job_registry.get_job_ids(cleanup=False)
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    alive = Worker([queue], connection=queue.connection, name="alive-worker")
+    alive.register_birth()
+    queue.connection.hset(alive.key, "pid", sleeper.pid)  # another live process: left alone
+    try:
+        assert reap_dead_workers(queue.connection) == [job.id]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert job.id not in queue.started_job_registry.get_job_ids(cleanup=False)
+    job.refresh()
+    assert job.get_status() == "queued" and job.retries_left == 1
+    names = {w.name for w in Worker.all(connection=queue.connection)}
+    assert "gone-worker" not in names and "alive-worker" in names
+    assert execution.composite_key
+    alive.register_death()
