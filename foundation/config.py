@@ -70,16 +70,14 @@ def _retry_delays(raw: str) -> str:
     return ",".join(str(d) for d in delays)
 
 
-def _rate_limit(raw: str) -> str:
+def _rate_limit(raw: str, name: str = "MESSAGE_RATE_LIMIT", default: str = "20/minute") -> str:
     from .ratelimit import Limit
 
-    raw = raw.strip() or "20/minute"
+    raw = raw.strip() or default
     try:
         Limit.parse(raw)
     except ValueError:
-        raise ConfigError(
-            f"MESSAGE_RATE_LIMIT={raw!r} must be a count per period, e.g. '20/minute' or '100/hour'."
-        ) from None
+        raise ConfigError(f"{name}={raw!r} must be a count per period, e.g. '20/minute' or '100/hour'.") from None
     return raw
 
 
@@ -122,6 +120,7 @@ class Settings:
     SESSION_IDLE_MINUTES: int = 30
     MESSAGE_MAX_CHARS: int = 4000
     MESSAGE_RATE_LIMIT: str = "20/minute"
+    STREAM_OPEN_RATE_LIMIT: str = "60/minute"
     OPENAI_BASE_URL: str = ""
     OPENAI_API_KEY: str = ""
     AI_MODEL: str = "gpt-4o-mini"
@@ -202,6 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         SESSION_IDLE_MINUTES=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
         MESSAGE_MAX_CHARS=_int(env, "MESSAGE_MAX_CHARS", 4000, minimum=1),
         MESSAGE_RATE_LIMIT=_rate_limit(env.get("MESSAGE_RATE_LIMIT", "")),
+        STREAM_OPEN_RATE_LIMIT=_rate_limit(env.get("STREAM_OPEN_RATE_LIMIT", ""), "STREAM_OPEN_RATE_LIMIT", "60/minute"),
         OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").strip(),
         OPENAI_API_KEY=env.get("OPENAI_API_KEY", "").strip(),
         AI_MODEL=env.get("AI_MODEL", "gpt-4o-mini").strip() or "gpt-4o-mini",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
@@ -52,6 +53,30 @@ def _api_error(exc: ApiError):
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     return json_error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or "")
+
+
+@bp.before_request
+def _throttle_stream_opens():
+    """Opening a reply stream is counted per student before anything else is done for it.
+
+    A finished reply's stream answers at once, so a client in a loop could open hundreds a
+    second; past ``STREAM_OPEN_RATE_LIMIT`` it gets a 429 that costs a signed-cookie check and
+    one Redis round trip, no database work, so the rest of the site keeps its pace.
+    """
+    if request.endpoint != "api.reply_stream":
+        return None
+    who = session.get("_user_id")
+    if who is None:
+        bearer = request.headers.get("Authorization", "")
+        who = "b:" + hashlib.sha256(bearer.encode()).hexdigest()[:32] if bearer else f"a:{request.remote_addr}"
+    limit = Limit.parse(current_app.config["STREAM_OPEN_RATE_LIMIT"])
+    try:
+        wait = hit(redis_ext.conn, f"stream-open:{who}", limit)
+    except RedisError:
+        return None  # the stream itself answers 503
+    if wait:
+        raise ApiError(429, "stream_rate_limited", f"Too many reply streams opened; try again in {wait} s.", retry_after=wait)
+    return None
 
 
 @bp.before_request

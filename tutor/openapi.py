@@ -278,13 +278,18 @@ SPEC: dict[str, Any] = {
         "/api/v1/messages/{reply_id}/stream": {
             "get": {
                 "summary": "Server-sent events: token, reset, done, error (resume with Last-Event-ID)",
+                "description": (
+                    "A finished reply answers at once and closes. A malformed Last-Event-ID, or one past the "
+                    "end of the stream, means from the start. A student may hold STREAMS_PER_STUDENT streams "
+                    "open and open STREAM_OPEN_RATE_LIMIT of them (429 beyond either); 503 while Redis is down."
+                ),
                 "parameters": [REPLY_ID, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
                 "responses": {
                     "200": {
                         "description": "An event stream",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
-                    **_errors(*AUTHED),
+                    **_errors(*AUTHED, 429),
                 },
             }
         },

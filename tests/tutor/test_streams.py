@@ -149,3 +149,31 @@ def test_redis_down_gives_503_not_500(app, student):
         assert response.get_json()["error"] == "unavailable" and response.headers["Retry-After"]
     finally:
         app.extensions["redis"] = saved
+
+
+def test_opening_streams_in_a_loop_is_throttled_before_any_database_work(app, student):
+    from sqlalchemy import event
+
+    from foundation.extensions import db
+
+    app.config["STREAM_OPEN_RATE_LIMIT"] = "5/minute"
+    try:
+        reply_id = _ask(student)
+        run_jobs(app)
+        assert [student.get(f"/api/v1/messages/{reply_id}/stream").status_code for _ in range(5)] == [200] * 5
+        queries: list[str] = []
+        with app.app_context():
+            engine = db.engine
+        listener = lambda *args: queries.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            refused = student.get(f"/api/v1/messages/{reply_id}/stream")
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert refused.status_code == 429 and refused.get_json()["error"] == "stream_rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert queries == []  # not even the user was loaded
+        other = make_student(app, email="other@school.org")  # per student
+        assert other.get(f"/api/v1/messages/{_ask(other)}/stream", buffered=False).status_code == 200
+    finally:
+        app.config["STREAM_OPEN_RATE_LIMIT"] = "60/minute"
