@@ -42,6 +42,8 @@ log = logging.getLogger("worker")
 #: Seconds between the reply worker's polls of its queue, so that it notices a stop request
 #: (signals reach the main thread only) within this time.
 REPLY_POLL_S = 1
+#: The reply worker's GIL switch interval (Python's default: 5 ms).
+SWITCH_INTERVAL_S = 0.0005
 #: How long a warm shutdown waits for replies in flight before leaving them to be retried.
 REPLY_DRAIN_S = 10.0
 
@@ -104,6 +106,8 @@ class ReplyWorker(AppWorker):
         self._beats_stop = threading.Event()
         self._beats: threading.Thread | None = None
         self._loop: threading.Thread | None = None
+        self._last_beat = 0.0
+        self._last_suspension_check = 0.0
 
     # -- RQ hooks -----------------------------------------------------------------------------
 
@@ -121,14 +125,45 @@ class ReplyWorker(AppWorker):
         return REPLY_POLL_S
 
     def heartbeat(self, timeout=None, pipeline=None):  # type: ignore[no-untyped-def]
-        # RQ's loop heartbeats before each poll of the queue: the place to notice a stop request
-        # made from another thread (RQ's loop leaves on StopRequested, then tears down).
-        if self._stop_requested and pipeline is None and timeout is None and threading.current_thread() is self._loop:
-            raise StopRequested()
+        # RQ's loop heartbeats before each poll of the queue and after each job: the place to
+        # notice a stop request made from another thread (RQ's loop leaves on StopRequested).
+        # While a burst of replies is being started, once a second is enough, and the three
+        # commands go in one round trip: each round trip of this loop waits for the GIL behind
+        # the running replies, and the loop starts every reply.
+        if pipeline is None and timeout is None and threading.current_thread() is self._loop:
+            if self._stop_requested:
+                raise StopRequested()
+            now = time.monotonic()
+            if now - self._last_beat < 1.0:
+                return None
+            self._last_beat = now
+            with self.connection.pipeline(transaction=False) as beat:
+                super().heartbeat(timeout, beat)
+                beat.execute()
+            return None
         return super().heartbeat(timeout, pipeline)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        now = time.monotonic()  # once a second, not before every job (one round trip each)
+        if now - self._last_suspension_check >= 1.0:
+            self._last_suspension_check = now
+            super().check_for_suspension(burst)
+
+    def set_state(self, state, pipeline=None):  # type: ignore[no-untyped-def]
+        # RQ marks the worker idle before each poll and busy for each job; with replies running
+        # it stays busy (one round trip less per reply started).
+        if state == WorkerStatus.IDLE and self._running:
+            return None
+        if pipeline is None and state == self._state:
+            return None
+        return super().set_state(state, pipeline)
 
     def work(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self._loop = threading.current_thread()
+        # Replies are many threads that mostly wait on sockets. When one gets its answer it
+        # needs the GIL back, and by default waits up to 5 ms for a busy thread to hand it over;
+        # a shorter interval keeps each of those waits (and so each reply's start) short.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         return super().work(*args, **kwargs)  # AppWorker.work: registered as live
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):  # type: ignore[no-untyped-def]

@@ -93,6 +93,11 @@ PROVIDER_TOKENS = 30
 PROVIDER_TOKEN_DELAY = 0.03
 SUBJECT = "mathematics"
 MESSAGE = "How do I add fractions like 1/2 + 1/3?"
+
+
+def message_for(i: int) -> str:
+    """A different question per student (as in a class), so no cache sees the same text twice."""
+    return f"How do I add fractions like {1 + i % 9}/{10 + i // 9} + 1/{3 + i % 5}?"
 PASSWORD = "bench-password-123"
 HOG_LAST_ID = "99999999999999-0"
 PROBE_INTERVAL = 0.05
@@ -566,7 +571,7 @@ async def burst(args, app: App, fake: FakeLLMProc) -> dict:
                 await gate.wait()
                 rec["t_post_sent"] = time.monotonic()
                 try:
-                    data = await s.post(MESSAGE, timeout=max(1.0, cap - (time.monotonic() - start)))
+                    data = await s.post(message_for(rec["student"]), timeout=max(1.0, cap - (time.monotonic() - start)))
                 except HTTPFail as exc:
                     rec["outcome"] = f"post {exc.what}"
                     return

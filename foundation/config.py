@@ -113,7 +113,9 @@ class Settings:
     WEB_CONNECTIONS: int = 2000
     WEB_THREADS: int = 32
     WORKER_REPLY_CONCURRENCY: int = 200
+    WORKER_PROCESSES: int = 0  # python app.py: 0 = one per CPU core, at most 4
     STREAMS_PER_STUDENT: int = 4
+    STREAM_FLUSH_MS: int = 50
     DB_POOL_SIZE: int = 10
     DB_MAX_OVERFLOW: int = 10
     DB_POOL_TIMEOUT: float = 5.0
@@ -194,7 +196,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         WEB_CONNECTIONS=_int(env, "WEB_CONNECTIONS", 2000, minimum=10),
         WEB_THREADS=_int(env, "WEB_THREADS", 32, minimum=1),
         WORKER_REPLY_CONCURRENCY=_int(env, "WORKER_REPLY_CONCURRENCY", 200, minimum=1),
+        WORKER_PROCESSES=_int(env, "WORKER_PROCESSES", 0, minimum=0),
         STREAMS_PER_STUDENT=_int(env, "STREAMS_PER_STUDENT", 4, minimum=1),
+        STREAM_FLUSH_MS=_int(env, "STREAM_FLUSH_MS", 50, minimum=0),
         DB_POOL_SIZE=_int(env, "DB_POOL_SIZE", 10, minimum=1),
         DB_MAX_OVERFLOW=_int(env, "DB_MAX_OVERFLOW", 10, minimum=0),
         DB_POOL_TIMEOUT=_seconds(env, "DB_POOL_TIMEOUT", 5.0),

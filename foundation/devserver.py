@@ -209,7 +209,12 @@ def main(prepare: Callable[[Settings, Path], str | None]) -> int:
                 ],
             )
         )
+        # One worker takes every queue; on a machine with more cores, more take tutor replies
+        # (each process has its own GIL: a class's replies start about twice as fast on two).
+        workers = settings.WORKER_PROCESSES or max(1, min(4, os.cpu_count() or 1))
         children.append(start_child("worker", [python, "worker.py"]))
+        for n in range(2, workers + 1):
+            children.append(start_child(f"worker {n}", [python, "worker.py", "--queues", "ai"]))
         children.append(start_child("scheduler", [python, "worker.py", "--scheduler"]))
 
         base = f"http://127.0.0.1:{settings.PORT}"

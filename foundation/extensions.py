@@ -34,6 +34,7 @@ DB_CONNECT_TIMEOUT_S = 2
 REDIS_CONNECT_TIMEOUT_S = 2.0
 # Web requests never block on Redis for long (stream reads use shorter BLOCK times).
 WEB_REDIS_TIMEOUT_S = 10.0
+REDIS_MAX_CONNECTIONS = 2000
 
 
 class RedisExtension:
@@ -60,6 +61,10 @@ def make_redis(url: str, *, socket_timeout: float | None = None) -> Redis:
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         socket_timeout=socket_timeout,
         health_check_interval=30,
+        # Connections are made on demand and reused; the bound only has to exceed what a process
+        # uses at once: a worker streaming WORKER_REPLY_CONCURRENCY replies, a web process
+        # answering many requests (redis-py's own default, 100, is below the worker's 200).
+        max_connections=REDIS_MAX_CONNECTIONS,
     )
 
 

@@ -59,6 +59,11 @@ def configure(level: str, fmt: str) -> None:
         )
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The HTTP clients under the openai package log every request at INFO: one line per
+    # tutor reply says nothing the job's own lines do not.
+    if str(level).upper() != "DEBUG":
+        for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     root._aitutor_configured = True  # type: ignore[attr-defined]
 
 

@@ -79,10 +79,24 @@ def _generate(reply_id: int, attempt: int, started: float) -> str:
     provider = get_provider(current_app.config)
     usage = Usage()
     parts: list[str] = []
+    # The first chunk goes out at once; after it, chunks that arrive within STREAM_FLUSH_MS of
+    # the last event are sent together. A fast model's 30-odd tokens a second become about 20
+    # events a second (the text appears as smoothly), which halves the Redis, relay and
+    # browser work per reply when a whole class is being answered.
+    window = current_app.config.get("STREAM_FLUSH_MS", 50) / 1000
+    pending: list[str] = []
+    last_flush = 0.0
     try:
         for chunk in provider.stream(chat, usage, ReplyContext(subject=subject)):
             parts.append(chunk)
-            streams.append(redis, reply_id, streams.TOKEN, {"text": chunk}, attempt)
+            pending.append(chunk)
+            now = time.monotonic()
+            if now - last_flush >= window:
+                streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
+                pending.clear()
+                last_flush = now
+        if pending:
+            streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
         if not "".join(parts).strip():
             raise ProviderError("the AI service returned an empty reply", retryable=True)
     except ProviderError as exc:

@@ -24,6 +24,7 @@ pytest_plugins = ["tests.browser_support"]  # the `browser` fixture of the brows
 TEST_CONFIG = {
     "TESTING": True,
     "BUILTIN_CHUNK_DELAY": 0,
+    "STREAM_FLUSH_MS": 0,  # one event per chunk (resume tests cut streams between chunks); test_reply_concurrency checks merging
     "AI_RETRY_DELAYS": "0,0,0",
     "ANALYTICS_LIVE_SECONDS": 0,  # tests add today's rows between views; test_dashboard checks the reuse
     "EMBED_SECRET": "test-embed-secret-of-at-least-32-bytes",

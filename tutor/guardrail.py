@@ -10,6 +10,7 @@ already proposed is not a give-away.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import sympy
 
@@ -39,7 +40,9 @@ def reveals_answer(student_messages: list[str], reply: str) -> bool | None:
     return mentions_answer(problem, reply, student_messages[index])
 
 
-def _value_patterns(value: sympy.Expr) -> list[str]:
+@lru_cache(maxsize=4096)
+def _value_patterns(value: sympy.Expr) -> tuple[str, ...]:
+    """The ways a value may be written in a reply, as regexes (cached: nsimplify is slow)."""
     value = sympy.nsimplify(value)
     texts = {format_value(value)}
     if not value.is_integer:
@@ -47,7 +50,7 @@ def _value_patterns(value: sympy.Expr) -> list[str]:
         if len(decimal) <= 8:
             texts.add(decimal)
     # 7/8 written "7 / 8"; a number must not be part of a longer number.
-    return [r"(?<![\d./])" + re.escape(t).replace("/", r"\s*/\s*") + r"(?![\w]|\.\d|\s*/\s*\d)" for t in texts]
+    return tuple(r"(?<![\d./])" + re.escape(t).replace("/", r"\s*/\s*") + r"(?![\w]|\.\d|\s*/\s*\d)" for t in texts)
 
 
 def mentions_answer(problem: Problem, reply: str, problem_text: str) -> bool:

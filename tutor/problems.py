@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy
 from sympy.parsing.sympy_parser import (
@@ -74,8 +75,13 @@ def _parse(expr: str) -> sympy.Expr | None:
         return None
 
 
+@lru_cache(maxsize=4096)
 def find_problem(text: str) -> Problem | None:
-    """The mathematical problem in a student's message, if there is one we can solve."""
+    """The mathematical problem in a student's message, if there is one we can solve.
+
+    Cached by text: the guardrail reads a session's earlier messages again for every reply,
+    and sympy takes milliseconds per parse (``Problem`` is immutable).
+    """
     raw = text.lower()
     cleaned = _clean(raw)
     return _percentage(cleaned) or _rate(cleaned) or _equation(cleaned) or _simplify(cleaned) or _expression(cleaned)

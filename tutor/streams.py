@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
+
+from .relay import CHANNEL
 
 STREAM_MAXLEN = 20_000  # far above any reply's chunk count; bounds a runaway provider
 ACTIVE_TTL_S = 24 * 3600  # a stream whose job died is cleaned up eventually
@@ -32,6 +35,10 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return id
 """
+
+# Sent by hash (EVALSHA; redis-py loads it again if the server forgot it): a chunk is one small
+# round trip, not the script's text each time.
+_APPEND_SCRIPT = Script(None, _APPEND.encode())  # type: ignore[arg-type]
 
 # A student's open streams: a sorted set of leases (member: a random token, score: when the
 # lease ends). Expired leases are dropped first, so a web process that died cannot keep a
@@ -64,11 +71,9 @@ def claim(redis: Redis, reply_id: int, attempt: int) -> None:
 
 def append(redis: Redis, reply_id: int, event: str, data: dict[str, Any], attempt: int | None = None) -> str:
     """Add an event; with ``attempt``, raise :class:`Superseded` if another attempt owns the reply."""
-    from .relay import CHANNEL
-
     ttl = FINISHED_TTL_S if event in FINAL_EVENTS else ACTIVE_TTL_S
     args = ["" if attempt is None else str(attempt), STREAM_MAXLEN, event, json.dumps(data), ttl, CHANNEL, reply_id]
-    entry_id = redis.eval(_APPEND, 2, stream_key(reply_id), owner_key(reply_id), *args)
+    entry_id = _APPEND_SCRIPT(keys=[stream_key(reply_id), owner_key(reply_id)], args=args, client=redis)
     if entry_id is None:
         raise Superseded(f"reply {reply_id}: attempt {attempt} was superseded")
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id

@@ -111,6 +111,7 @@ def run(tmp_path):
         BUILTIN_CHUNK_DELAY="0.05",
         AI_RETRY_DELAYS="0,0,0",
         MESSAGE_RATE_LIMIT="1000/minute",
+        WORKER_PROCESSES="1",  # the reply being streamed is on the one worker the test kills
     )
     proc = _start(env)
     lines: list[str] = []

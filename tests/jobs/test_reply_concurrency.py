@@ -55,3 +55,29 @@ def test_concurrency_is_bounded(app):
         assert server.max_in_flight == 2 and len(server.requests) == 6
     finally:
         app.config.update(saved)
+
+
+def test_fast_chunks_are_merged_into_fewer_events_first_one_at_once(app):
+    """With STREAM_FLUSH_MS, the first chunk is its own event and later ones arriving within the
+    window share one; the streamed text is still exactly the stored reply."""
+    from foundation.extensions import redis_ext
+    from tutor import streams
+
+    saved = {k: app.config[k] for k in ("AI_PROVIDER", "OPENAI_BASE_URL", "AI_MODEL", "STREAM_FLUSH_MS")}
+    student = make_student(app)
+    reply_id = _post(student, "How do I solve 2x + 3 = 7?")
+    words = "Let us look at what is being done to x and undo it one step at a time together"
+    try:
+        with ScriptedOpenAI(reply=words) as server:
+            server.chunk_delay = 0.01  # 19 chunks, 100 a second
+            app.config.update(AI_PROVIDER="openai", OPENAI_BASE_URL=server.base_url, AI_MODEL="m", STREAM_FLUSH_MS=50)
+            run_jobs(app)
+    finally:
+        app.config.update(saved)
+    with app.app_context():
+        events = list(streams.read(redis_ext.conn, reply_id, "0-0"))
+        content = db.session.get(Message, reply_id).content
+    tokens = [e[2]["text"] for e in events if e[1] == "token"]
+    assert tokens[0] == "Let"  # the first chunk on its own, at once
+    assert 2 < len(tokens) < len(words.split()) / 2  # merged, but still streaming
+    assert "".join(tokens) == content == words
