@@ -113,7 +113,7 @@ class Settings:
     WEB_CONNECTIONS: int = 2000
     WEB_THREADS: int = 32
     WORKER_REPLY_CONCURRENCY: int = 200
-    WORKER_PROCESSES: int = 0  # python app.py: 0 = one per CPU core, at most 4
+    WORKER_PROCESSES: int = 0  # python app.py: 0 = one per CPU core beyond the first, 1 to 4
     STREAMS_PER_STUDENT: int = 4
     STREAM_FLUSH_MS: int = 50
     DB_POOL_SIZE: int = 10
@@ -205,7 +205,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         SESSION_IDLE_MINUTES=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
         MESSAGE_MAX_CHARS=_int(env, "MESSAGE_MAX_CHARS", 4000, minimum=1),
         MESSAGE_RATE_LIMIT=_rate_limit(env.get("MESSAGE_RATE_LIMIT", "")),
-        STREAM_OPEN_RATE_LIMIT=_rate_limit(env.get("STREAM_OPEN_RATE_LIMIT", ""), "STREAM_OPEN_RATE_LIMIT", "60/minute"),
+        STREAM_OPEN_RATE_LIMIT=_rate_limit(
+            env.get("STREAM_OPEN_RATE_LIMIT", ""), "STREAM_OPEN_RATE_LIMIT", "60/minute"
+        ),
         OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").strip(),
         OPENAI_API_KEY=env.get("OPENAI_API_KEY", "").strip(),
         AI_MODEL=env.get("AI_MODEL", "gpt-4o-mini").strip() or "gpt-4o-mini",

@@ -40,7 +40,8 @@ class Browserless:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         self.csrf = ""
 
     def call(self, method: str, path: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict | str]:
