@@ -112,6 +112,7 @@ class Settings:
     WEB_WORKER_CLASS: str = "gevent"
     WEB_CONNECTIONS: int = 2000
     WEB_THREADS: int = 32
+    WEB_ACTIVE_REQUESTS: int = 16
     WORKER_REPLY_CONCURRENCY: int = 200
     WORKER_PROCESSES: int = 0  # python app.py: 0 = one per CPU core beyond the first, 1 to 4
     STREAMS_PER_STUDENT: int = 4
@@ -195,6 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         WEB_WORKER_CLASS=_choice(env, "WEB_WORKER_CLASS", "gevent", ("gevent", "gthread")),
         WEB_CONNECTIONS=_int(env, "WEB_CONNECTIONS", 2000, minimum=10),
         WEB_THREADS=_int(env, "WEB_THREADS", 32, minimum=1),
+        WEB_ACTIVE_REQUESTS=_int(env, "WEB_ACTIVE_REQUESTS", 16, minimum=0),
         WORKER_REPLY_CONCURRENCY=_int(env, "WORKER_REPLY_CONCURRENCY", 200, minimum=1),
         WORKER_PROCESSES=_int(env, "WORKER_PROCESSES", 0, minimum=0),
         STREAMS_PER_STUDENT=_int(env, "STREAMS_PER_STUDENT", 4, minimum=1),

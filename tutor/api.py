@@ -75,7 +75,9 @@ def _throttle_stream_opens():
     except RedisError:
         return None  # the stream itself answers 503
     if wait:
-        raise ApiError(429, "stream_rate_limited", f"Too many reply streams opened; try again in {wait} s.", retry_after=wait)
+        raise ApiError(
+            429, "stream_rate_limited", f"Too many reply streams opened; try again in {wait} s.", retry_after=wait
+        )
     return None
 
 
