@@ -252,9 +252,15 @@ class WorkerLost(RuntimeError):
     """A worker loop ended without being asked to (RQ leaves its loop when Redis fails)."""
 
 
+def _asked_to_stop(worker: Worker) -> bool:
+    # RQ records a stop request in one of two ways: an idle worker gets StopRequested raised
+    # in its signal handler (only the request date is kept), a busy one finishes first.
+    return bool(worker._stop_requested or worker._shutdown_requested_date)
+
+
 def _work(worker: Worker, burst: bool, **kwargs) -> bool:  # type: ignore[no-untyped-def]
     worked = worker.work(burst=burst, **kwargs)
-    if not burst and not worker._stop_requested:
+    if not burst and not _asked_to_stop(worker):
         raise WorkerLost(f"worker {worker.name} stopped on its own")
     return worked
 
@@ -393,7 +399,7 @@ def run_worker(
     finally:
         reply_worker._stop_requested = True
         thread.join(REPLY_DRAIN_S + 5)
-    if outcome.get("lost") or not other_worker._stop_requested:
+    if outcome.get("lost") or not _asked_to_stop(other_worker):
         raise WorkerLost(f"a worker loop stopped on its own: {outcome.get('error', 'the jobs worker')}")
     return bool(worked or outcome.get("worked"))
 

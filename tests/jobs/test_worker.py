@@ -122,3 +122,36 @@ def test_jobs_of_a_dead_worker_on_this_machine_are_handed_back_at_once(app_ctx):
     assert "gone-worker" not in names and "alive-worker" in names
     assert execution.composite_key
     alive.register_death()
+
+
+def test_sigterm_stops_the_worker_promptly_and_cleanly(app_ctx, services):
+    """A deploy or Ctrl-C stops `python worker.py` (both of its loops) at once, with code 0:
+    it must not take the stop for a lost Redis and start working again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from rq import Worker
+
+    env = {**os.environ, **services, "APP_ENV": "development"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "worker.py"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    connection = get_queue().connection
+    try:
+        deadline = time.monotonic() + 30
+        while len([w for w in Worker.all(connection=connection) if w.pid == proc.pid]) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "the worker never registered both loops"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output[-2000:]
+    assert "working again" not in output
+    assert [w for w in Worker.all(connection=connection) if w.pid == proc.pid] == []
