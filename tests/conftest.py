@@ -72,6 +72,9 @@ def services() -> Iterator[dict[str, str]]:
         engine.dispose()
         yield {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "INSTANCE_PATH": str(tmp / "instance")}
     finally:
+        from tutor.relay import stop_all
+
+        stop_all()  # the reply relay's subscription, before its Redis goes away
         for stop in reversed(stops):
             stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,6 +34,8 @@ class Relay:
         self._waiting: dict[int, set[threading.Event]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._pubsub = None
         self.connected = threading.Event()
 
     def _ensure_listener(self) -> None:
@@ -75,13 +76,25 @@ class Relay:
         for event in events:
             event.set()
 
+    def stop(self) -> None:
+        """End the subscription (tests, before they stop their Redis)."""
+        self._stopped.set()
+        pubsub = self._pubsub
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self._thread is not None:
+            self._thread.join(2)
+
     def _listen(self) -> None:
         delay = 0.5
-        while True:
+        while not self._stopped.is_set():
             pubsub = None
             try:
                 client: Redis = self._connect()
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self._pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self.connected.set()
                 delay = 0.5
@@ -95,6 +108,8 @@ class Relay:
                         continue
             except Exception as exc:  # noqa: BLE001 - Redis away: streams fall back to their timeouts
                 self.connected.clear()
+                if self._stopped.is_set():
+                    return
                 log.warning("reply relay lost its Redis subscription (%s); retrying in %.1f s", exc, delay)
             finally:
                 if pubsub is not None:
@@ -102,7 +117,7 @@ class Relay:
                         pubsub.close()
                     except Exception:  # noqa: BLE001
                         pass
-            time.sleep(delay)
+            self._stopped.wait(delay)
             delay = min(delay * 2, 10.0)
 
 
@@ -120,3 +135,12 @@ def relay_for(redis_url: str) -> Relay:
             # No read timeout: the subscription waits for messages as long as it takes.
             relay = _relays[redis_url] = Relay(lambda: make_redis(redis_url))
         return relay
+
+
+def stop_all() -> None:
+    """End every relay of this process (a test session does this before stopping its Redis)."""
+    with _relays_lock:
+        relays = list(_relays.values())
+        _relays.clear()
+    for relay in relays:
+        relay.stop()
