@@ -100,7 +100,7 @@ class ReplyWorker(AppWorker):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        self._running: dict[str, tuple] = {}  # job id -> (job, execution, thread)
+        self._running: dict[str, tuple] = {}  # job id -> (job, execution)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._beats_stop = threading.Event()
@@ -192,7 +192,7 @@ class ReplyWorker(AppWorker):
         execution = self.prepare_execution(job)
         thread = threading.Thread(target=self._run, args=(job, queue, execution), name=f"job-{job.id}", daemon=True)
         with self._lock:
-            self._running[job.id] = (job, execution, thread)
+            self._running[job.id] = (job, execution)
         self._ensure_heartbeats()
         thread.start()
 
@@ -240,7 +240,7 @@ class ReplyWorker(AppWorker):
     def _beat(self) -> None:
         while not self._beats_stop.wait(self.job_monitoring_interval):
             with self._lock:
-                running = [(job, execution) for job, execution, _ in self._running.values()]
+                running = list(self._running.values())
             for job, execution in running:
                 try:
                     self.maintain_heartbeats(job, execution)
@@ -263,10 +263,6 @@ def _work(worker: Worker, burst: bool, **kwargs) -> bool:  # type: ignore[no-unt
     if not burst and not _asked_to_stop(worker):
         raise WorkerLost(f"worker {worker.name} stopped on its own")
     return worked
-
-
-class ForkingAppWorker(AppWorker):
-    """Every job in a work horse, replies too (``--fork-every-job``: RQ's default behaviour)."""
 
 
 def build_app() -> Flask:
@@ -351,7 +347,7 @@ def run_worker(
     if fork_every_job:
         # Registries are cleaned every minute, so a job whose worker died is retried soon after
         # its heartbeat expires instead of after RQ's default ten minutes.
-        worker = ForkingAppWorker(queues, connection=connection, maintenance_interval=60)
+        worker = AppWorker(queues, connection=connection, maintenance_interval=60)  # a fork per job, replies too
         return _work(worker, burst, with_scheduler=True, logging_level=level)
 
     ReplyWorker.concurrency = concurrency or app.config["WORKER_REPLY_CONCURRENCY"]

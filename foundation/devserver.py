@@ -2,8 +2,8 @@
 
 With no ``DATABASE_URL`` / ``REDIS_URL`` it starts embedded PostgreSQL and Redis (data kept
 under the instance folder), applies migrations, loads a demo data set on the first run and
-prints the demo admin's login. It then supervises three child processes (gunicorn, an RQ
-worker, rq-scheduler): one that crashes is restarted with backoff (1 s doubling to 30 s) and
+prints the demo admin's login. It then supervises its child processes (gunicorn, the RQ
+workers, rq-scheduler): one that crashes is restarted with backoff (1 s doubling to 30 s) and
 said so in one line; only Ctrl-C or SIGTERM (or a web server that cannot start) stops them
 all, and the embedded servers.
 """

@@ -69,11 +69,7 @@ def _throttle_stream_opens():
     if who is None:
         bearer = request.headers.get("Authorization", "")
         who = "b:" + hashlib.sha256(bearer.encode()).hexdigest()[:32] if bearer else f"a:{request.remote_addr}"
-    limit = Limit.parse(current_app.config["STREAM_OPEN_RATE_LIMIT"])
-    try:
-        wait = hit(redis_ext.conn, f"stream-open:{who}", limit)
-    except RedisError:
-        return None  # the stream itself answers 503
+    wait = _limit_wait(f"stream-open:{who}", "STREAM_OPEN_RATE_LIMIT")
     if wait:
         raise ApiError(
             429, "stream_rate_limited", f"Too many reply streams opened; try again in {wait} s.", retry_after=wait
@@ -328,13 +324,21 @@ def post_message(session_id: str):
     return jsonify(message_id=message_id, reply_id=reply_id, status="queued", stream_url=stream_url(reply_id)), 202
 
 
-def _rate_limit(student_id: int) -> None:
-    limit = Limit.parse(current_app.config["MESSAGE_RATE_LIMIT"])  # checked when the settings load
+def _limit_wait(key: str, setting: str) -> int:
+    """Count one event against the limit in ``setting``: 0 if allowed, else seconds to wait.
+
+    A Redis outage must not stop students from learning: the limit then allows everything.
+    """
+    limit = Limit.parse(current_app.config[setting])  # checked when the settings load
     try:
-        wait = hit(redis_ext.conn, f"msg:{student_id}", limit)
-    except Exception:  # noqa: BLE001 - a Redis outage must not stop students from learning
-        current_app.logger.warning("rate limit unavailable (Redis down?); allowing the message")
-        return
+        return hit(redis_ext.conn, key, limit)
+    except Exception:  # noqa: BLE001
+        current_app.logger.warning("%s unavailable (Redis down?); allowing the request", setting)
+        return 0
+
+
+def _rate_limit(student_id: int) -> None:
+    wait = _limit_wait(f"msg:{student_id}", "MESSAGE_RATE_LIMIT")
     if wait:
         raise ApiError(429, "rate_limited", f"Too many messages; try again in {wait} s.", retry_after=wait)
 

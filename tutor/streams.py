@@ -83,12 +83,9 @@ def has_events(redis: Redis, reply_id: int) -> bool:
     return bool(redis.exists(stream_key(reply_id)))
 
 
-def read(
-    redis: Redis, reply_id: int, after: str, block_ms: int | None = None
-) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """Events after entry id ``after``: ``(entry_id, event, data)``; with ``block_ms``, waits up
-    to that long for the first one (None: answers at once)."""
-    result = redis.xread({stream_key(reply_id): after}, count=500, block=block_ms)
+def read(redis: Redis, reply_id: int, after: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Events after entry id ``after``: ``(entry_id, event, data)``, at once (never waits)."""
+    result = redis.xread({stream_key(reply_id): after}, count=500)
     for _key, entries in result or []:
         for entry_id, fields in entries:
             yield _entry(entry_id, fields)

@@ -40,7 +40,7 @@ def verify_password(user: User, password: str) -> bool:
 def _dummy_hash() -> str:
     """A valid scrypt hash of a random password: unknown e-mails are checked against it so
     that a login takes as long whether or not the account exists."""
-    return generate_password_hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def authenticate(email: str, password: str) -> User | None:
