@@ -34,7 +34,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS",
         {
-            "pool_pre_ping": True,
+            # Connections idle for more than a second are pinged before use, the others are
+            # not: foundation.extensions.ping_idle_connections (pool_pre_ping pings them all).
             # Sized for the web process's concurrency: requests hold a connection only while they
             # run SQL (streams and password hashing hold none); a request that waits longer than
             # DB_POOL_TIMEOUT for one gets 503 with Retry-After.
@@ -54,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from analytics import cli as analytics_cli
     from devtools import cli as devtools_cli
     from foundation import admission, errors, health, logs, metrics, security
-    from foundation.extensions import db, migrate, redis_ext
+    from foundation.extensions import db, migrate, ping_idle_connections, redis_ext
     from tutor import auth, cli, openapi  # noqa: F401  (openapi: route)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
@@ -63,6 +64,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     use_directory(app.config["CURRICULUM_DIR"])  # a broken file stops start-up, naming the file and field
     db.init_app(app)
+    if not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+        with app.app_context():
+            ping_idle_connections(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), compare_type=True)
     redis_ext.init_app(app)
     auth.init_app(app)

@@ -403,6 +403,54 @@ class Prober:
         return out
 
 
+# ----------------------------------------------------------------------------- CPU accounting
+
+
+def _role(proc: psutil.Process, app: App, fake: FakeLLMProc) -> str | None:
+    try:
+        cmd = " ".join(proc.cmdline())
+        name = proc.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    if proc.pid == os.getpid():
+        return "load generator"
+    if fake.proc and proc.pid == fake.proc.pid:
+        return "fake model"
+    if "gunicorn" in cmd:
+        return "web"
+    if "worker.py" in cmd:
+        return "scheduler" if "scheduler" in cmd else "worker"
+    if name.startswith("postgres") or cmd.startswith("postgres"):
+        return "PostgreSQL"
+    if name.startswith("redis"):
+        return "Redis"
+    if app.proc and proc.pid == app.proc.pid:
+        return "app.py"
+    return None
+
+
+def cpu_seconds(app: App, fake: FakeLLMProc) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) so far of every process that takes part, by pid."""
+    out = {}
+    for proc in psutil.process_iter():
+        role = _role(proc, app, fake)
+        if role is None:
+            continue
+        try:
+            t = proc.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        out[proc.pid] = (role, t.user + t.system)
+    return out
+
+
+def cpu_delta(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    roles: Counter = Counter()
+    for pid, (role, secs) in after.items():
+        roles[role] += secs - before.get(pid, (role, 0.0))[1]
+    return {role: round(secs, 2) for role, secs in roles.most_common()}
+
+
 # ----------------------------------------------------------------------------- HTTP client
 
 
@@ -585,6 +633,7 @@ async def burst(args, app: App, fake: FakeLLMProc) -> dict:
             tasks = [asyncio.create_task(one(s, r)) for s, r in zip(students, recs, strict=True)]
             await asyncio.sleep(0.2)
             log(f"  burst: {len(students)} students post now (cap {cap:.0f} s)")
+            cpu_before = cpu_seconds(app, fake)
             start = time.monotonic()
             gate.set()
             last_print = start
@@ -601,6 +650,7 @@ async def burst(args, app: App, fake: FakeLLMProc) -> dict:
                     break
             await asyncio.gather(*tasks, return_exceptions=True)
             end = time.monotonic()
+            cpu = cpu_delta(cpu_before, cpu_seconds(app, fake))
             await asyncio.to_thread(prober.stop)
             probe = prober.summary(start, end)
         stats = fake.call("GET", "/stats?records=0")
@@ -621,6 +671,7 @@ async def burst(args, app: App, fake: FakeLLMProc) -> dict:
         "scenario_wall_s": round(end - start, 1),
         "provider_max_concurrency": stats["max_concurrency"],
         "provider_requests": stats["total"],
+        "cpu_seconds": cpu,
         "healthz": probe,
         "errors": dict(errors),
         "setup_errors": setup_errors,
@@ -900,6 +951,9 @@ def print_summary(result: dict) -> None:
         print(f"  last reply done         {fmt(b['last_reply_done_s'], ' s')} after the burst start")
         print(f"  provider max concurrency {b['provider_max_concurrency']}")
         print(f"  healthz                 {hz(b['healthz'])}")
+        cpu = b.get("cpu_seconds", {})
+        print(f"  CPU seconds             {sum(cpu.values()):.1f} in all: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))  # fmt: skip
         print(f"  outcomes                {b['outcomes']}")
         print(
             f"  errors                  {b['errors'] or 'none'}; gave up ({b['stream_timeout_s']:.0f} s): {b['gave_up']}"

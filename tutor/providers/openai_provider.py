@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
+import os
+import threading
 from collections.abc import Iterator
 
 import openai
@@ -18,13 +19,41 @@ _http = getattr(_base_client, "httpx2", None) or _base_client.httpx
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
 
 
-@functools.lru_cache(maxsize=8)
+_clients: dict[tuple[str | None, str, float], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
+
+
+def _forget_clients() -> None:
+    """In a forked child: the parent's pooled connections are not ours to share."""
+    global _clients_lock
+    _clients.clear()
+    _clients_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_clients)
+
+
 def _client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
     """One client (and its pool of HTTP connections) per endpoint and key in a process, so the
     worker, which runs replies in its own process (``worker.AppWorker``), keeps its connection
-    to the provider between replies. Forked work horses start with none and make their own."""
-    # Retries belong to the RQ job (visible as ``attempts``), not to the client.
-    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+    to the provider between replies. Forked work horses start with none and make their own.
+
+    Made under a lock: the reply worker starts a whole class's replies on threads at once, and
+    each client costs about 10 ms of CPU (mostly its TLS context), so 200 threads missing an
+    unlocked cache together built 200 clients.
+    """
+    key = (base_url, api_key, timeout)
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                # Retries belong to the RQ job (visible as ``attempts``), not to the client.
+                client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+                if len(_clients) >= 8:
+                    _clients.clear()  # settings changed many times in one process (tests)
+                _clients[key] = client
+    return client
 
 
 class OpenAIProvider:
