@@ -324,6 +324,21 @@ def preload() -> None:
         importlib.import_module(module)
 
 
+def check_provider(app: Flask) -> None:
+    """Once at start: warn (one line, no crash) when the AI service is unreachable or does not
+    list AI_MODEL."""
+    config = app.config
+    if config.get("AI_PROVIDER") != "openai":
+        return
+    from tutor.providers.openai_provider import check_model
+
+    problem = check_model(
+        config.get("OPENAI_BASE_URL") or None, config.get("OPENAI_API_KEY") or "not-needed", config["AI_MODEL"]
+    )
+    if problem:
+        log.warning("%s", problem)
+
+
 def run_worker(
     app: Flask,
     queues: list[str],
@@ -521,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
+    if not args.scheduler:
+        check_provider(app)
     while True:
         try:
             if args.scheduler:

@@ -129,7 +129,8 @@ class Settings:
     AI_MODEL: str = "gpt-4o-mini"
     AI_TIMEOUT: float = 60.0
     AI_RETRY_DELAYS: str = "2,10,30"
-    AI_CONTEXT_TOKENS: int = 3000
+    AI_CONTEXT_WINDOW: int = 8192  # the model server's context (tokens): prompt + reply
+    AI_MAX_TOKENS: int = 800  # the longest reply (sent as max_tokens)
     BUILTIN_CHUNK_DELAY: float = 0.03
     EMBED_SECRET: str = ""
     EMBED_ALLOWED_ORIGINS: str = ""
@@ -166,6 +167,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     provider = env.get("AI_PROVIDER", "builtin").strip().lower() or "builtin"
     if provider not in {"builtin", "openai"}:
         raise ConfigError(f"AI_PROVIDER={provider!r} is not known; use 'builtin' or 'openai'.")
+
+    if env.get("AI_CONTEXT_TOKENS", "").strip():
+        raise ConfigError(
+            "AI_CONTEXT_TOKENS is no longer read: set AI_CONTEXT_WINDOW (the model's context, in tokens) "
+            "and AI_MAX_TOKENS (the longest reply); the history gets what is left."
+        )
+    context_window = _int(env, "AI_CONTEXT_WINDOW", 8192, minimum=512)
+    max_tokens = _int(env, "AI_MAX_TOKENS", 800, minimum=16)
+    if max_tokens > context_window // 2:
+        raise ConfigError(
+            f"AI_MAX_TOKENS={max_tokens} leaves too little of AI_CONTEXT_WINDOW={context_window} for the "
+            "conversation; keep it at most half the window."
+        )
 
     database_url = env.get("DATABASE_URL", "").strip()
     redis_url = env.get("REDIS_URL", "").strip()
@@ -215,7 +229,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         AI_MODEL=env.get("AI_MODEL", "gpt-4o-mini").strip() or "gpt-4o-mini",
         AI_TIMEOUT=_float(env, "AI_TIMEOUT", 60.0),
         AI_RETRY_DELAYS=_retry_delays(env.get("AI_RETRY_DELAYS", "2,10,30")),
-        AI_CONTEXT_TOKENS=_int(env, "AI_CONTEXT_TOKENS", 3000, minimum=200),
+        AI_CONTEXT_WINDOW=context_window,
+        AI_MAX_TOKENS=max_tokens,
         BUILTIN_CHUNK_DELAY=_float(env, "BUILTIN_CHUNK_DELAY", 0.03),
         EMBED_SECRET=env.get("EMBED_SECRET", "").strip(),
         EMBED_ALLOWED_ORIGINS=env.get("EMBED_ALLOWED_ORIGINS", "").strip(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
@@ -19,16 +20,23 @@ from foundation import metrics
 from foundation.extensions import db, redis_ext
 from tutor import streams
 from tutor.guardrail import reveals_answer
-from tutor.models import Message, TutoringSession
-from tutor.prompting import build_messages
-from tutor.providers import ProviderError, ReplyContext, Usage, get_provider
+from tutor.models import Message, TutoringSession, User
+from tutor.prompting import Grounding, MessageTooLong, build_messages, prompt_budget
+from tutor.providers import (
+    MESSAGE_OVERHEAD_TOKENS,
+    ContextOverflow,
+    ProviderError,
+    ReplyContext,
+    Usage,
+    estimate_tokens,
+    get_provider,
+)
 
 log = logging.getLogger(__name__)
 
 
 def process_ai_response(reply_id: int) -> str:
     """Generate, stream and save one tutor reply. Returns the final status."""
-    started = time.monotonic()  # latency_ms runs from here (job start) to the last chunk
     claimed = db.session.execute(
         text(
             """
@@ -48,13 +56,13 @@ def process_ai_response(reply_id: int) -> str:
     redis = redis_ext.conn
     streams.claim(redis, reply_id, attempt)
     try:
-        return _generate(reply_id, attempt, started)
+        return _generate(reply_id, attempt)
     except streams.Superseded:
         log.warning("reply %s attempt %s was superseded by a newer attempt; stopping", reply_id, attempt)
         return "superseded"
 
 
-def _generate(reply_id: int, attempt: int, started: float) -> str:
+def _generate(reply_id: int, attempt: int) -> str:
     redis = redis_ext.conn
     if attempt > 1 or streams.has_events(redis, reply_id):
         streams.append(redis, reply_id, streams.RESET, {"attempt": attempt}, attempt)
@@ -63,52 +71,66 @@ def _generate(reply_id: int, attempt: int, started: float) -> str:
     assert reply is not None
     session = db.session.get(TutoringSession, reply.session_id)
     assert session is not None
+    grade_level = db.session.scalar(select(User.grade_level).where(User.id == session.student_id))
     history = db.session.execute(
         select(Message.role, Message.content)
         .where(Message.session_id == reply.session_id, Message.id < reply_id, Message.status == "done")
         .order_by(Message.id)
     ).all()
+    asked_at = reply.created_at
     subject = session.subject
-    chat = build_messages(
-        subject, [(r.role, r.content) for r in history], current_app.config.get("AI_CONTEXT_TOKENS", 3000)
-    )
+    turns = [(r.role, r.content) for r in history]
     student_messages = [r.content for r in history if r.role == "student"]
+    config = current_app.config
+    budget = prompt_budget(int(config.get("AI_CONTEXT_WINDOW", 8192)), int(config.get("AI_MAX_TOKENS", 800)))
+    grounding = _grounding(subject, student_messages[-1] if student_messages else "")
     # The connection goes back to the pool while the model answers: a worker streams many
     # replies at once with a handful of connections.
     db.session.rollback()
-    provider = get_provider(current_app.config)
-    usage = Usage()
-    parts: list[str] = []
-    # The first chunk goes out at once; after it, chunks that arrive within STREAM_FLUSH_MS of
-    # the last event are sent together. A fast model's 30-odd tokens a second become about 20
-    # events a second (the text appears as smoothly), which halves the Redis, relay and
-    # browser work per reply when a whole class is being answered.
-    window = current_app.config.get("STREAM_FLUSH_MS", 50) / 1000
-    pending: list[str] = []
-    last_flush = 0.0
+    provider = get_provider(config)
+    context = ReplyContext(subject=subject)
     try:
-        for chunk in provider.stream(chat, usage, ReplyContext(subject=subject)):
-            parts.append(chunk)
-            pending.append(chunk)
-            now = time.monotonic()
-            if now - last_flush >= window:
-                streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
-                pending.clear()
-                last_flush = now
-        if pending:
-            streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
-        if not "".join(parts).strip():
-            raise ProviderError("the AI service returned an empty reply", retryable=True)
+        chat = build_messages(subject, turns, budget, grade_level=grade_level, grounding=grounding)
+        try:
+            result = _stream(provider, chat, reply_id, attempt, context, budget)
+        except ContextOverflow as exc:
+            # The server's window is smaller than AI_CONTEXT_WINDOW says, or the estimate fell
+            # short: once more with the least that can be answered, the student's newest
+            # message alone without grounding (never the same request twice). Should that
+            # fail too, the message itself is too long; the next one starts afresh.
+            log.warning("reply %s: %s; trying once with the newest message alone", reply_id, exc)
+            chat = build_messages(subject, turns[-1:], budget, grade_level=grade_level)
+            result = _stream(provider, chat, reply_id, attempt, context, budget)
+    except MessageTooLong as exc:
+        return _handle_failure(reply_id, attempt, ContextOverflow(f"not sent: {exc}"))
     except ProviderError as exc:
-        return _handle_failure(reply_id, attempt, str(exc), exc.retryable)
-    latency_ms = int((time.monotonic() - started) * 1000)
-    content = "".join(parts)
+        return _handle_failure(reply_id, attempt, exc)
+
+    usage = result.usage
+    content = "".join(result.parts)
+    cut_short = usage.finish_reason == "length"
+    if cut_short:  # the reply hit AI_MAX_TOKENS: say so where the student reads it
+        note = CUT_SHORT_NOTE
+        streams.append(redis, reply_id, streams.TOKEN, {"text": note}, attempt)
+        content += note
+    tokens_estimated = usage.prompt_tokens is None or usage.completion_tokens is None
+    prompt_tokens = usage.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in result.chat)
+    completion_tokens = usage.completion_tokens
+    if completion_tokens is None:
+        completion_tokens = estimate_tokens("".join(result.parts))
+    now = datetime.now(UTC)
+    # What the student waited: from the question to the last word, queue and retries included.
+    latency_ms = max(0, int((now - asked_at).total_seconds() * 1000)) if asked_at else result.generation_ms
     revealed = reveals_answer(student_messages, content)
     saved = db.session.execute(
         text(
             """
             UPDATE messages SET status = 'done', content = :content, latency_ms = :latency,
-                prompt_tokens = :pt, completion_tokens = :ct, provider = :provider, model = :model,
+                generation_ms = :generation, first_token_at = :first_token_at,
+                prompt_tokens = :pt, completion_tokens = :ct, tokens_estimated = :estimated,
+                cut_short = :cut_short, provider = :provider, model = :model,
                 completed_at = :now, error = NULL, answer_revealed = :revealed
             WHERE id = :id AND status = 'streaming' AND attempts = :attempt
             """
@@ -118,11 +140,15 @@ def _generate(reply_id: int, attempt: int, started: float) -> str:
             "attempt": attempt,
             "content": content,
             "latency": latency_ms,
-            "pt": usage.prompt_tokens,
-            "ct": usage.completion_tokens,
+            "generation": result.generation_ms,
+            "first_token_at": result.first_token_at,
+            "pt": prompt_tokens,
+            "ct": completion_tokens,
+            "estimated": tokens_estimated,
+            "cut_short": cut_short,
             "provider": provider.name,
             "model": provider.model,
-            "now": datetime.now(UTC),
+            "now": now,
             "revealed": revealed,
         },
     ).rowcount
@@ -134,20 +160,87 @@ def _generate(reply_id: int, attempt: int, started: float) -> str:
     return "done"
 
 
-def _handle_failure(reply_id: int, attempt: int, message: str, retryable: bool) -> str:
+CUT_SHORT_NOTE = "\n\n*(cut short)*"
+
+
+@dataclass
+class _Streamed:
+    chat: list
+    parts: list[str]
+    usage: Usage
+    first_token_at: datetime | None
+    generation_ms: int
+
+
+def _stream(provider, chat, reply_id: int, attempt: int, context: ReplyContext, budget: int) -> _Streamed:  # type: ignore[no-untyped-def]
+    """Send ``chat`` and relay the reply's chunks to the stream as they come."""
+    redis = redis_ext.conn
+    usage = Usage()
+    parts: list[str] = []
+    first_token_at: datetime | None = None
+    began = time.monotonic()
+    # The first chunk goes out at once; after it, chunks that arrive within STREAM_FLUSH_MS of
+    # the last event are sent together. A fast model's 30-odd tokens a second become about 20
+    # events a second (the text appears as smoothly), which halves the Redis, relay and
+    # browser work per reply when a whole class is being answered.
+    window = current_app.config.get("STREAM_FLUSH_MS", 50) / 1000
+    pending: list[str] = []
+    last_flush = 0.0
+    for chunk in provider.stream(chat, usage, context):
+        if first_token_at is None:
+            first_token_at = datetime.now(UTC)
+        parts.append(chunk)
+        pending.append(chunk)
+        now = time.monotonic()
+        if now - last_flush >= window:
+            streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
+            pending.clear()
+            last_flush = now
+    if pending:
+        streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
+    if not "".join(parts).strip():
+        sent = sum(estimate_tokens(m["content"]) for m in chat)
+        if not parts and usage.finish_reason is None and sent * 4 >= budget:
+            # llama.cpp answers a streamed prompt longer than its context with 200 and nothing.
+            raise ContextOverflow(f"the AI service sent an empty stream for a {sent}-token prompt")
+        raise ProviderError("the AI service returned an empty reply", retryable=True, kind="empty")
+    return _Streamed(chat, parts, usage, first_token_at, int((time.monotonic() - began) * 1000))
+
+
+def _grounding(subject_id: str, text: str) -> Grounding | None:
+    """The curriculum topic the student's message matched, for the system prompt."""
+    if not text:
+        return None
+    from tutor.curriculum import get_curriculum, match_topics
+
+    found = match_topics(text, subject_id)
+    topic = get_curriculum().topic(subject_id, found[0]) if found else None
+    if topic is None:
+        return None
+    return Grounding(topic.name, topic.explanation, tuple(topic.misconceptions[:3]))
+
+
+def _handle_failure(reply_id: int, attempt: int, exc: ProviderError) -> str:
+    """Retry (RQ schedules it) or fail for good. The student is told what they can do
+    (``exc.student_message``); the operator's detail goes to the log and to the RQ job."""
     job = get_current_job()
-    will_retry = retryable and job is not None and (job.retries_left or 0) > 0
+    detail = str(exc)
+    will_retry = exc.retryable and job is not None and (job.retries_left or 0) > 0
     new_status = "queued" if will_retry else "failed"
     db.session.execute(
         text("UPDATE messages SET status = :s, error = :e WHERE id = :id AND attempts = :a"),
-        {"s": new_status, "e": message, "id": reply_id, "a": attempt},
+        {"s": new_status, "e": exc.student_message, "id": reply_id, "a": attempt},
     )
     db.session.commit()
     if will_retry:
-        log.warning("reply %s attempt %s failed, will retry: %s", reply_id, attempt, message)
-        raise ProviderError(message, retryable=True)  # RQ schedules the next try
-    streams.append(
-        redis_ext.conn, reply_id, streams.ERROR, {"error": f"The tutor could not answer: {message}"}, attempt
-    )
-    log.error("reply %s failed after %s attempt(s): %s", reply_id, attempt, message)
+        log.warning("reply %s attempt %s failed, will retry: %s", reply_id, attempt, detail)
+        raise exc  # RQ records it on the job (rq-dashboard) and schedules the next try
+    if job is not None:
+        job.meta["error"] = detail
+        try:
+            job.save_meta()
+        except Exception:  # noqa: BLE001 - the log has it too
+            pass
+    streams.append(redis_ext.conn, reply_id, streams.ERROR, {"error": exc.student_message}, attempt)
+    log.error("reply %s failed after %s attempt(s): %s", reply_id, attempt, detail)
     return "failed"

@@ -122,13 +122,14 @@ def recover_stale_replies(now: datetime | None = None) -> dict[str, list[int]]:
             enqueue_reply(reply_id)
             result["retried"].append(reply_id)
         else:
-            error = "the tutor stopped answering (its worker was lost); press retry"
+            error = "The tutor stopped answering. Press \u201cTry again\u201d to ask once more."
             db.session.execute(
                 text("UPDATE messages SET status = 'failed', error = :e WHERE id = :i AND status = 'streaming'"),
                 {"i": reply_id, "e": error},
             )
             db.session.commit()
-            streams.append(redis_ext.conn, reply_id, streams.ERROR, {"error": f"The tutor could not answer: {error}"})
+            log.warning("reply %s: its worker was lost %s time(s); failed for good", reply_id, attempts)
+            streams.append(redis_ext.conn, reply_id, streams.ERROR, {"error": error})
             result["failed"].append(reply_id)
     if rows:
         log.warning("stale replies: %s", result)

@@ -513,5 +513,5 @@ def _final_events(reply: Message) -> list[str] | None:
             streams.format_sse(streams.DONE, {"id": reply.id, "content": reply.content}, "final-2"),
         ]
     if reply.status == "failed":
-        return [streams.format_sse(streams.ERROR, {"error": f"The tutor could not answer: {reply.error}"}, "final-1")]
+        return [streams.format_sse(streams.ERROR, {"error": reply.error or "The tutor could not answer."}, "final-1")]
     return None

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    false,
     func,
     text,
 )
@@ -130,9 +131,13 @@ class Message(db.Model):
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="done")
     created_at: Mapped[datetime] = now_column()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)  # what the student waited: question to last word
+    generation_ms: Mapped[int | None] = mapped_column(Integer)  # the model's own time, answering attempt
+    first_token_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    tokens_estimated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false(), default=False)
+    cut_short: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false(), default=False)
     provider: Mapped[str | None] = mapped_column(String(32))
     model: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)

@@ -49,3 +49,12 @@ def test_development_secret_key_is_kept(tmp_path):
     first = development_secret_key(tmp_path)
     assert len(first) >= 64
     assert development_secret_key(tmp_path) == first
+
+
+def test_context_window_and_reply_cap():
+    s = load_settings({"AI_CONTEXT_WINDOW": "4096", "AI_MAX_TOKENS": "512"})
+    assert (s.AI_CONTEXT_WINDOW, s.AI_MAX_TOKENS) == (4096, 512)
+    with pytest.raises(ConfigError, match="at most half the window"):
+        load_settings({"AI_CONTEXT_WINDOW": "2048", "AI_MAX_TOKENS": "1500"})
+    with pytest.raises(ConfigError, match="AI_CONTEXT_WINDOW"):  # the old setting says what replaced it
+        load_settings({"AI_CONTEXT_TOKENS": "3000"})

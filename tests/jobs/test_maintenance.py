@@ -57,7 +57,7 @@ def test_stale_streaming_reply_is_retried_then_failed(app, student):
         db.session.commit()
         assert recover_stale_replies() == {"retried": [], "failed": [reply_id]}
     reply = student.get(f"/api/v1/messages/{reply_id}").get_json()
-    assert reply["status"] == "failed" and "retry" in reply["error"]
+    assert reply["status"] == "failed" and "Try again" in reply["error"]
 
 
 def test_purge_deletes_streams_that_lost_their_expiry(app, student):

@@ -107,13 +107,14 @@ def test_openai_provider_retries_429_then_500_then_streams(openai_app, student):
         assert len(server.requests) == 3
         sent = server.requests[-1]
         assert sent["stream"] is True and sent["messages"][0]["role"] == "system"
+        assert sent["max_tokens"] == app.config["AI_MAX_TOKENS"]  # every request is capped
         assert sent["messages"][-1] == {"role": "user", "content": "How do I solve 2x + 3 = 7?"}
     with app.app_context():
         reply = db.session.get(Message, reply_id)
         assert reply.status == "done" and reply.attempts == 3
         assert reply.content == "What is the first step to get x alone?"
         assert reply.provider == "openai" and reply.model == "test-model"
-        assert reply.prompt_tokens == 42
+        assert reply.prompt_tokens == server.prompt_tokens(sent) and not reply.tokens_estimated
     kinds = [e[1] for e in _events(student.get(f"/api/v1/messages/{reply_id}/stream"))]
     assert kinds[-1] == "done"
 
@@ -126,9 +127,17 @@ def test_openai_bad_key_fails_at_once_with_readable_error(openai_app, student):
         run_jobs(app)
         assert len(server.requests) == 1
     reply = student.get(f"/api/v1/messages/{reply_id}").get_json()
-    assert reply["status"] == "failed" and "API key" in reply["error"]
+    # The student is told what to do; the operator's detail is on the RQ job (rq-dashboard).
+    assert reply["status"] == "failed" and "tell your teacher" in reply["error"]
+    assert "OPENAI_API_KEY" not in reply["error"]
     events = _events(student.get(f"/api/v1/messages/{reply_id}/stream"))
-    assert events[-1][1] == "error"
+    assert events[-1][1] == "error" and events[-1][2]["error"] == reply["error"]
+    from rq.job import Job
+
+    with app.app_context():
+        from foundation.extensions import redis_ext
+
+        assert "API key was refused" in Job.fetch(f"reply-{reply_id}", connection=redis_ext.conn).meta["error"]
 
     with ScriptedOpenAI([]) as server:  # the retry button works once the service is healthy
         app.config.update(OPENAI_BASE_URL=server.base_url)

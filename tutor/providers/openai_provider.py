@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 
 import openai
 from openai import _base_client
 
-from . import ChatMessage, ProviderError, ReplyContext, Usage
+from . import ChatMessage, ContextOverflow, ProviderError, ReplyContext, Usage
 
 # The HTTP library under the openai client (httpx, or its successor in newer releases): its
 # transport errors can surface while a streamed body is being read.
@@ -59,8 +60,9 @@ def _client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, *, base_url: str | None, api_key: str, model: str, timeout: float) -> None:
+    def __init__(self, *, base_url: str | None, api_key: str, model: str, timeout: float, max_tokens: int = 800) -> None:
         self.model = model
+        self.max_tokens = max_tokens
         self.client = _client(base_url, api_key, timeout)
 
     def stream(self, messages: list[ChatMessage], usage: Usage, context: ReplyContext) -> Iterator[str]:  # noqa: ARG002
@@ -78,6 +80,8 @@ class OpenAIProvider:
                 stream=True,
                 stream_options={"include_usage": True},
                 temperature=0.4,
+                # Without a cap, local servers write until the context is full (minutes).
+                max_tokens=self.max_tokens,
             ) as response:
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -96,6 +100,8 @@ class OpenAIProvider:
                         usage.prompt_tokens = chunk["usage"].get("prompt_tokens")
                         usage.completion_tokens = chunk["usage"].get("completion_tokens")
                     for choice in chunk.get("choices") or ():
+                        if choice.get("finish_reason"):
+                            usage.finish_reason = choice["finish_reason"]
                         content = (choice.get("delta") or {}).get("content")
                         if content:
                             yield content
@@ -103,16 +109,62 @@ class OpenAIProvider:
             raise
         except ValueError as exc:  # not JSON: not an OpenAI-compatible stream
             raise ProviderError(
-                f"the AI service sent something that is not an event stream: {exc}", retryable=False
+                f"the AI service sent something that is not an event stream: {exc}", retryable=False, kind="setup"
             ) from exc
         except _http.TransportError as exc:
             raise ProviderError("the connection to the AI service broke mid-reply", retryable=True) from exc
         except RETRYABLE as exc:
             raise ProviderError(_describe(exc), retryable=True) from exc
         except openai.APIStatusError as exc:
-            raise ProviderError(_describe(exc), retryable=False) from exc
+            if _is_context_overflow(exc):
+                raise ContextOverflow(_describe(exc)) from exc
+            kind = "setup" if exc.status_code in (401, 403, 404) else "unavailable"
+            raise ProviderError(_describe(exc), retryable=False, kind=kind) from exc
         except openai.OpenAIError as exc:
             raise ProviderError(f"the AI service failed: {exc}", retryable=False) from exc
+
+
+def check_model(base_url: str | None, api_key: str, model: str, timeout: float = 5.0) -> str | None:
+    """Ask the server's ``GET /v1/models`` whether ``model`` is there: None if it is (or the
+    server does not list models), else one line saying what is wrong. Never raises.
+
+    Permissive servers (llama.cpp, some proxies) answer any model name with whatever they have
+    loaded, so a typo in AI_MODEL would otherwise go unnoticed.
+    """
+    where = base_url or "https://api.openai.com/v1"
+    try:
+        client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        try:
+            names = [m.id for m in client.models.list()]
+        finally:
+            client.close()
+    except openai.APIStatusError as exc:
+        if exc.status_code in (401, 403):
+            return f"the AI service at {where} refused the API key ({exc.status_code}); check OPENAI_API_KEY"
+        return None  # no model list here (404 and the like): nothing to check against
+    except openai.APIConnectionError:
+        return f"the AI service at {where} could not be reached; check OPENAI_BASE_URL (replies will fail until it answers)"
+    except Exception as exc:  # noqa: BLE001 - a start-up check must not stop the worker
+        return f"could not list the models at {where}: {exc}"
+    if names and model not in names:
+        listed = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+        return f"AI_MODEL={model!r} is not among the models the AI service at {where} lists ({listed}); check AI_MODEL"
+    return None
+
+
+# OpenAI: 400 with code ``context_length_exceeded``; llama.cpp: "the request exceeds the
+# available context size"; vLLM: "This model's maximum context length is ..."; Ollama trims
+# silently.
+_OVERFLOW = re.compile(r"context[ _](length|size|window)|maximum context|too many tokens|prompt is too long", re.I)
+
+
+def _is_context_overflow(exc: openai.APIStatusError) -> bool:
+    if exc.status_code not in (400, 413, 422):
+        return False
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error", body)
+    code = err.get("code") if isinstance(err, dict) else None
+    return code == "context_length_exceeded" or bool(_OVERFLOW.search(f"{exc.message} {body}"))
 
 
 def _describe(exc: Exception) -> str:
