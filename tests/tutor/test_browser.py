@@ -386,3 +386,38 @@ def test_composer_is_hidden_when_there_is_no_active_session(app, new_page):
     page.goto(f"/sessions/{sid}")  # an ended session: the rating, and nothing to type into
     page.locator("#rating").wait_for(state="visible")
     assert page.locator("#composer").is_hidden()
+
+
+@pytest.mark.browser
+def test_maths_in_a_reply_is_typeset_under_the_strict_csp(app, new_page):
+    """$...$ becomes MathML by KaTeX from our own static files (the page's CSP on), and a ``*``
+    between operands in plain-text maths stays a multiplication sign, never emphasis."""
+    uid = create_student(app)
+    page = new_page()
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    log_in(page)
+    reply = (
+        "Write it as $\\frac{3}{4} + \\frac{1}{8}$, then check:\n\n"
+        "$$x^2 - 5x + 6 = 0$$\n\n(10*y) * y - x = 20*y, and it costs $5 and $6."
+    )
+    (sid,) = execute(
+        app, "INSERT INTO sessions (student_id, subject) VALUES (:u, 'mathematics') RETURNING id::text", u=uid
+    )[0]
+    execute(
+        app,
+        "INSERT INTO messages (session_id, role, content, status) VALUES "
+        "(CAST(:s AS uuid), 'student', 'help', 'done'), (CAST(:s AS uuid), 'tutor', :c, 'done')",
+        s=sid,
+        c=reply,
+    )
+    page.goto(f"/sessions/{sid}")
+    body = page.locator(".bubble.tutor .body")
+    body.locator("math").first.wait_for()
+    assert body.locator("math").count() == 2
+    assert body.locator("math mfrac").count() == 2  # \frac typeset, not shown as TeX
+    assert body.locator("math[display=block]").count() == 1
+    text_ = body.inner_text()
+    assert "(10*y) * y - x = 20*y" in text_ and body.locator("em").count() == 0
+    assert "costs $5 and $6" in text_  # dollar amounts stay text
+    assert violations == [], violations

@@ -69,11 +69,25 @@
     div.appendChild(retry);
   }
 
+  // Maths arrives as <span class="math inline"> / <div class="math block"> holding TeX (see
+  // tutor/rendering.py); KaTeX typesets it as MathML, which needs no inline styles (strict CSP).
+  function typeset(el) {
+    if (!window.katex) return;
+    el.querySelectorAll(".math").forEach((m) => {
+      try {
+        window.katex.render(m.textContent, m, {
+          output: "mathml", displayMode: m.classList.contains("block"), throwOnError: false,
+        });
+      } catch (e) { /* leave the TeX as text */ }
+    });
+  }
+
   async function finish(div, replyId) {
     setTyping(div, false);
     try {
       const r = await api("GET", "/messages/" + replyId);
       div.querySelector(".body").innerHTML = r.content_html;  // sanitized on the server
+      typeset(div.querySelector(".body"));
     } catch (e) { /* keep the streamed text */ }
     div.dataset.status = "done";
   }
@@ -167,7 +181,11 @@
       const div = bubble(m.role, m.role === "tutor" ? "" : m.content);
       if (m.role !== "tutor") continue;
       div.dataset.replyId = m.id;
-      if (m.status === "done") { div.querySelector(".body").innerHTML = m.content_html; div.dataset.status = "done"; }
+      if (m.status === "done") {
+        div.querySelector(".body").innerHTML = m.content_html;
+        typeset(div.querySelector(".body"));
+        div.dataset.status = "done";
+      }
       else if (m.status === "failed") failed(div, m.id, m.error);
       else streamReply(div, m.id, "/api/v1/messages/" + m.id + "/stream");
     }
