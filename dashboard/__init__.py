@@ -29,4 +29,27 @@ def init_dashboard(server: Flask) -> Dash:
     )
     app.layout = layout.serve_layout
     callbacks.register(app)
+    server.before_request(_check_callback_body)
     return app
+
+
+def _check_callback_body():
+    """A callback request Dash's own page would never send (a hand-made or truncated body)
+    gets 400 here; Dash would fail on it with a KeyError, a 500."""
+    from flask import request
+
+    from foundation.errors import json_error
+
+    if request.method != "POST" or request.path != URL_BASE + "_dash-update-component":
+        return None
+    body = request.get_json(silent=True)
+    ok = (
+        isinstance(body, dict)
+        and isinstance(body.get("output"), str)
+        and isinstance(body.get("inputs"), list)
+        and all(isinstance(body.get(k, []), list) for k in ("state", "changedPropIds"))
+        and isinstance(body.get("outputs", []), list | dict)
+    )
+    if not ok:
+        return json_error(400, "bad_request", "Not a Dash callback request.")
+    return None

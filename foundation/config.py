@@ -122,6 +122,7 @@ class Settings:
     DB_POOL_TIMEOUT: float = 5.0
     SESSION_IDLE_MINUTES: int = 30
     MESSAGE_MAX_CHARS: int = 4000
+    REQUEST_MAX_BYTES: int = 1_048_576  # larger request bodies get 413 before they are read
     MESSAGE_RATE_LIMIT: str = "20/minute"
     STREAM_OPEN_RATE_LIMIT: str = "60/minute"
     OPENAI_BASE_URL: str = ""
@@ -148,7 +149,9 @@ class Settings:
         return not self.DATABASE_URL and not self.REDIS_URL
 
     def flask_config(self) -> dict[str, Any]:
-        return asdict(self)
+        config = asdict(self)
+        config["MAX_CONTENT_LENGTH"] = self.REQUEST_MAX_BYTES  # Flask answers 413 above it
+        return config
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -220,6 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         DB_POOL_TIMEOUT=_seconds(env, "DB_POOL_TIMEOUT", 5.0),
         SESSION_IDLE_MINUTES=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
         MESSAGE_MAX_CHARS=_int(env, "MESSAGE_MAX_CHARS", 4000, minimum=1),
+        REQUEST_MAX_BYTES=_int(env, "REQUEST_MAX_BYTES", 1_048_576, minimum=16_384),
         MESSAGE_RATE_LIMIT=_rate_limit(env.get("MESSAGE_RATE_LIMIT", "")),
         STREAM_OPEN_RATE_LIMIT=_rate_limit(
             env.get("STREAM_OPEN_RATE_LIMIT", ""), "STREAM_OPEN_RATE_LIMIT", "60/minute"

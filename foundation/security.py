@@ -38,3 +38,19 @@ def init_app(app: Flask) -> None:
         app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SAMESITE="Lax")
     app.after_request(security_headers)
+    app.before_request(refuse_nul_bytes)
+
+
+def refuse_nul_bytes():
+    """A NUL in a query string or form field cannot be stored or even compared by PostgreSQL
+    (psycopg2 refuses the statement): answer 400 here rather than 500 deep inside."""
+    values = list(request.args.values())
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        values += request.form.values()
+    if any("\x00" in v for v in values):
+        from .errors import json_error, wants_json
+
+        if wants_json():
+            return json_error(400, "bad_request", "Text must not contain NUL characters.")
+        return "Text must not contain NUL characters.", 400, {"Content-Type": "text/plain; charset=utf-8"}
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from typing import Any
@@ -91,11 +92,34 @@ def _guard():
 
 # ----------------------------------------------------------------------------- helpers
 
+MAX_PAGE = 1_000_000
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(value: Any, depth: int = 0) -> bool:
+    """False if any string in ``value`` (keys included) holds a NUL or a lone surrogate, which
+    PostgreSQL cannot store (the request would end in a 500)."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is None
+    if depth > 50:
+        return True
+    if isinstance(value, dict):
+        return all(clean_text(k, depth + 1) and clean_text(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(clean_text(v, depth + 1) for v in value)
+    return True
+
+
 
 def body(*required: str) -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested thousands deep: json gives up before our checks would
+        raise ApiError(400, "bad_request", "The JSON body is nested too deeply.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object (Content-Type: application/json).")
+    if not clean_text(data):
+        raise ApiError(400, "bad_request", "Text must not contain NUL characters or invalid Unicode (lone surrogates).")
     missing = [name for name in required if name not in data]
     if missing:
         raise ApiError(400, "bad_request", f"Missing field(s): {', '.join(missing)}.")
@@ -253,9 +277,13 @@ def list_sessions():
     user = require_student()
     try:
         page = max(1, int(request.args.get("page", 1)))
+        if page > MAX_PAGE:
+            raise ValueError("page too large")
         per_page = min(100, max(1, int(request.args.get("per_page", 20))))
     except ValueError:
-        raise ApiError(400, "bad_request", "page and per_page must be whole numbers.") from None
+        raise ApiError(
+            400, "bad_request", f"page and per_page must be whole numbers (page at most {MAX_PAGE:,})."
+        ) from None
     total = db.session.scalar(select(func.count()).where(TutoringSession.student_id == user.id))
     rows = db.session.scalars(
         select(TutoringSession)

@@ -24,6 +24,23 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site, else ``default``: the ``next`` of a login.
+
+    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/``, so ``/\t/evil.example``
+    and ``/\\evil.example`` lead off-site although they start with one slash; anything with a
+    control character, a backslash, a scheme or a host is refused.
+    """
+    from urllib.parse import urlsplit
+
+    if not target or any(ord(ch) < 32 or ch in "\\\x7f" for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     try:

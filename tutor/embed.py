@@ -44,6 +44,8 @@ def verify_token(secret: str, token: str) -> EmbedClaims:
         raise EmbedTokenError("the embed token has expired; reload the page on the host site") from None
     except jwt.PyJWTError:
         raise EmbedTokenError("the embed token is not valid") from None
+    if isinstance(claims["exp"], bool) or not isinstance(claims["exp"], int | float):
+        raise EmbedTokenError("the embed token's 'exp' must be a number (Unix time)")
     if claims["exp"] - time.time() > MAX_LIFETIME_S + LEEWAY_S:
         raise EmbedTokenError(f"the embed token lives too long (at most {MAX_LIFETIME_S // 3600} h)")
     sub, name, subject = claims.get("sub"), claims.get("name") or "", claims.get("subject")

@@ -14,6 +14,7 @@ from foundation.extensions import db
 
 from .models import USER_ROLES, User
 
+MAX_EMAIL_LENGTH = 320  # the users.email column (RFC 5321's limit)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 8
 
@@ -73,6 +74,8 @@ def create_user(
 ) -> User:
     """Validate and add a user to the session (the caller commits)."""
     email = normalize_email(email)
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise UserError(f"an e-mail address has at most {MAX_EMAIL_LENGTH} characters")
     if not EMAIL_RE.match(email):
         raise UserError(f"'{email}' is not an e-mail address")
     if role not in USER_ROLES:

@@ -12,7 +12,7 @@ from foundation.errors import json_error, wants_json
 from foundation.extensions import db
 
 from . import bp
-from .auth import csrf_ok, role_required, user_for_embed
+from .auth import csrf_ok, role_required, safe_next, user_for_embed
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, verify_token
 from .models import TutoringSession
@@ -44,10 +44,7 @@ def login():
         user = authenticate(email, request.form.get("password", ""))
         if user is not None:
             login_user(user, remember=bool(request.form.get("remember")))
-            target = request.args.get("next", "")
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("tutor.index")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next"), url_for("tutor.index")))
         record_failed_login(email)
         flash("Wrong e-mail or password.", "error")
         return render_template("login.html", email=request.form.get("email", "")), 401
