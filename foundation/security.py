@@ -8,6 +8,8 @@ a policy that allows those but still no foreign origins. Every page refuses fram
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -37,6 +39,9 @@ def init_app(app: Flask) -> None:
     if app.config["APP_ENV"] == "production":
         app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SAMESITE="Lax")
+    # "Remember me" lasts a school term, not Flask-Login's default year; logging out ends it
+    # on every device (tutor.auth.end_all_logins).
+    app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=30))
     app.after_request(security_headers)
     app.before_request(refuse_nul_bytes)
 

@@ -20,7 +20,7 @@ from foundation.queue import enqueue
 from foundation.ratelimit import Limit, hit
 
 from . import streams
-from .auth import csrf_ok, csrf_token
+from .auth import csrf_ok, csrf_token, end_all_logins
 from .curriculum import get_curriculum, match_topics, subjects_payload
 from .models import Message, SessionTopic, TutoringSession
 from .relay import relay_for
@@ -232,6 +232,9 @@ def register():
 
 @bp.post("/auth/logout")
 def logout():
+    if current_user.is_authenticated:
+        end_all_logins(current_user)  # every device, and any copy of the cookies
+        db.session.commit()
     logout_user()
     return jsonify(status="logged_out")
 

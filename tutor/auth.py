@@ -9,6 +9,7 @@ from functools import wraps
 
 from flask import Flask, current_app, g, request, session
 from flask_login import LoginManager, current_user
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from foundation.extensions import db
@@ -43,10 +44,20 @@ def safe_next(target: str | None, default: str) -> str:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
+    """The user of a login ("id:login_version"), if that login has not been ended since."""
+    uid, _, version = user_id.partition(":")
     try:
-        return db.session.get(User, int(user_id))
+        user = db.session.get(User, int(uid))
+        return user if user is not None and user.login_version == int(version) else None
     except ValueError:
         return None
+
+
+def end_all_logins(user: User) -> None:
+    """Every session and remember cookie of ``user`` stops working (the caller commits)."""
+    db.session.execute(
+        text("UPDATE users SET login_version = login_version + 1 WHERE id = :id"), {"id": user.id}
+    )
 
 
 @login_manager.request_loader
@@ -126,9 +137,17 @@ def role_required(role: str):
     return decorator
 
 
+def _new_csrf_token(sender, user, **extra) -> None:  # noqa: ARG001 - Flask-Login's signal
+    """A login starts a new CSRF token: one planted or seen before it is worth nothing after."""
+    session["csrf_token"] = secrets.token_urlsafe(32)
+
+
 def init_app(app: Flask) -> None:
+    from flask_login import user_logged_in
+
     login_manager.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    user_logged_in.connect(_new_csrf_token, app)
 
 
 ADMIN_PREFIX = "/admin/"
@@ -163,14 +182,23 @@ def admin_guard():
 
             abort(403, "This page is for admins.")
         return json_error(403, "forbidden", "Admins only.")
-    if request.method not in SAFE_METHODS and not same_origin():
+    if (request.method not in SAFE_METHODS or _writes_on_get()) and not same_origin():
         return json_error(403, "csrf_failed", "Cross-site request refused.")
     return None
+
+
+def _writes_on_get() -> bool:
+    """An endpoint that also takes POST changes state even when reached by GET (rq-dashboard's
+    "requeue all" does): such a GET must come from this site too."""
+    rule = request.url_rule
+    return rule is not None and bool((rule.methods or set()) - SAFE_METHODS)
 
 
 def same_origin() -> bool:
     from urllib.parse import urlsplit
 
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False  # the browser says where the request comes from
     source = request.headers.get("Origin") or request.headers.get("Referer")
     if not source:
         return False

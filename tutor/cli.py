@@ -30,6 +30,26 @@ def users_create(email: str, password: str, role: str, display_name: str | None,
     click.echo(f"created {user.role} {user.email} (id {user.id})")
 
 
+@users_cli.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", required=True, prompt=True, hide_input=True, confirmation_prompt=True)
+def users_set_password(email: str, password: str) -> None:
+    """Give an account a new password; every login it has (all devices) ends."""
+    from .auth import end_all_logins
+    from .users import hash_password, password_problem
+
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no user with the e-mail {email}")
+    problem = password_problem(password, user.email)
+    if problem:
+        raise click.ClickException(problem)
+    user.password_hash = hash_password(password)
+    end_all_logins(user)
+    db.session.commit()
+    click.echo(f"new password set for {user.email}; their logins have ended")
+
+
 @users_cli.command("delete")
 @click.option("--email", required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -62,6 +62,12 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = now_column()
     # Students who arrive through an embedding site are known by that site's id for them.
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Part of every login's identity (session and remember cookies): raising it (logout,
+    # a new password) ends every login of this user, on every device.
+    login_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1", default=1)
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.login_version}"
 
     sessions: Mapped[list[TutoringSession]] = relationship(
         back_populates="student", cascade="all, delete-orphan", passive_deletes=True

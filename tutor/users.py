@@ -27,6 +27,32 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+MAX_PASSWORD_LENGTH = 256
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of real leaks (zxcvbn's list, MIT), lower-cased."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"] if len(p) >= MIN_PASSWORD_LENGTH)
+
+
+def password_problem(password: str, email: str = "") -> str | None:
+    """Why ``password`` may not be used, or None. NIST SP 800-63B: a length range and a
+    blocklist (common passwords, one character repeated, the account's own name), no
+    composition rules; any characters, spaces included, are allowed."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"the password can have at most {MAX_PASSWORD_LENGTH} characters"
+    folded = password.strip().lower()
+    local = email.split("@")[0].lower()
+    if len(set(folded)) <= 1 or folded in _common_passwords() or (len(local) >= 4 and local in folded):
+        return "that password is too easy to guess (a common password, or your e-mail); choose another"
+    return None
+
+
 def hash_password(password: str) -> str:
     # werkzeug's default is scrypt, a memory-hard KDF: tens of milliseconds of CPU, run off the
     # web process's event loop so that other requests go on meanwhile.
@@ -80,8 +106,9 @@ def create_user(
         raise UserError(f"'{email}' is not an e-mail address")
     if role not in USER_ROLES:
         raise UserError(f"role must be one of {', '.join(USER_ROLES)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    problem = password_problem(password, email)
+    if problem:
+        raise UserError(problem)
     if grade_level is not None and not 1 <= grade_level <= 13:
         raise UserError("the grade level must be between 1 and 13")
     password_hash = hash_password(password)  # before any query of ours: no connection held meanwhile

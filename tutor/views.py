@@ -12,7 +12,7 @@ from foundation.errors import json_error, wants_json
 from foundation.extensions import db
 
 from . import bp
-from .auth import csrf_ok, role_required, safe_next, user_for_embed
+from .auth import csrf_ok, end_all_logins, role_required, safe_next, user_for_embed
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, verify_token
 from .models import TutoringSession
@@ -75,6 +75,9 @@ def register():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        end_all_logins(current_user)  # every device, and any copy of the cookies
+        db.session.commit()
     logout_user()
     return redirect(url_for("tutor.login"))
 
