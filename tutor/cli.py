@@ -51,17 +51,30 @@ def users_set_password(email: str, password: str) -> None:
 
 
 @users_cli.command("delete")
-@click.option("--email", required=True)
+@click.option("--email", default=None, help="The account's e-mail address.")
+@click.option("--external-id", default=None, help="An embed student: the host site's id for them (the token's sub).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def users_delete(email: str, yes: bool) -> None:
+def users_delete(email: str | None, external_id: str | None, yes: bool) -> None:
     """Delete an account and all its tutoring data (privacy requests)."""
-    user = find_user_by_email(email)
-    if user is None:
-        raise click.ClickException(f"no user with the e-mail {email}")
+    from sqlalchemy import select
+
+    from .models import User
+
+    if bool(email) == bool(external_id):
+        raise click.UsageError("give either --email or --external-id")
+    if email:
+        user = find_user_by_email(email)
+        if user is None:
+            raise click.ClickException(f"no user with the e-mail {email}")
+    else:
+        user = db.session.scalar(select(User).where(User.external_id == external_id))
+        if user is None:
+            raise click.ClickException(f"no embed student with the external id {external_id!r}")
+    who = user.email
     if not yes:
-        click.confirm(f"Delete {user.email} and all their sessions and messages?", abort=True)
+        click.confirm(f"Delete {who} and all their sessions and messages?", abort=True)
     counts = delete_user(user)
-    click.echo(f"deleted {email}: {counts['sessions']} sessions, {counts['replies']} tutor replies")
+    click.echo(f"deleted {who}: {counts['sessions']} sessions, {counts['replies']} tutor replies")
 
 
 def init_app(app: Flask) -> None:

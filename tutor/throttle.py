@@ -1,37 +1,81 @@
-"""Login throttling: failed logins are counted per account and per client address in Redis."""
+"""Login throttling that an attacker cannot turn against others.
+
+Failed logins are counted in Redis three ways: per account *and* client address together,
+per client address across all accounts, and per account across all addresses. An address
+that has not itself failed on an account is never slowed down for it, whatever others did:
+an attacker guessing a student's password from elsewhere cannot lock the student out, and a
+whole school behind one NAT address keeps logging in while one pupil mistypes. Once an
+address has failed on an account, the first limit reached makes it wait:
+
+- 5 failures of that address on that account in 15 minutes (the usual guessing);
+- 300 failures of that address on any accounts (credential stuffing from one place; generous,
+  because a school's NAT address carries many students' typos);
+- 50 failures on that account from all addresses (guessing spread over many addresses).
+
+Keys hold a hash of the e-mail address, never the address itself. The client address is
+``request.remote_addr``: behind a reverse proxy set ``TRUSTED_PROXIES`` to the number of
+proxies in front of the app, so that ``X-Forwarded-For`` is read from them and nobody else
+(``docs/OPERATIONS.md``).
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 from flask import current_app, request
 
 from foundation.ratelimit import Limit, hit, peek
 
-# Failed logins allowed before a pause: per account, and per client address.
-LOGIN_LIMIT_ACCOUNT = Limit(10, 15 * 60)
-LOGIN_LIMIT_ADDRESS = Limit(50, 15 * 60)
+LOGIN_LIMIT_PAIR = Limit(5, 15 * 60)
+LOGIN_LIMIT_ADDRESS = Limit(300, 15 * 60)
+LOGIN_LIMIT_ACCOUNT = Limit(50, 15 * 60)
+
+
+def account_key(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:24]
+
+
+def _keys(email: str) -> tuple[str, str, str]:
+    account, address = account_key(email), request.remote_addr or "unknown"
+    return f"login:pair:{account}:{address}", f"login:addr:{address}", f"login:acct:{account}"
 
 
 def login_throttled(email: str) -> int:
-    """Seconds to wait before another login attempt is allowed (0: go ahead)."""
+    """Seconds to wait before this address may try this account again (0: go ahead)."""
     from foundation.extensions import redis_ext
 
-    account = email.strip().lower()
+    pair, address, account = _keys(email)
     try:
         redis = redis_ext.conn
-        waits = [
-            peek(redis, f"login:acct:{account}", LOGIN_LIMIT_ACCOUNT),
-            peek(redis, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS),
-        ]
+        if not peek(redis, pair, Limit(1, LOGIN_LIMIT_PAIR.seconds)):
+            return 0  # this address has not failed on this account: never held back
+        return max(
+            peek(redis, pair, LOGIN_LIMIT_PAIR),
+            peek(redis, address, LOGIN_LIMIT_ADDRESS),
+            peek(redis, account, LOGIN_LIMIT_ACCOUNT),
+        )
     except Exception:  # noqa: BLE001 - Redis down: do not lock everybody out
         return 0
-    return max(waits)
 
 
 def record_failed_login(email: str) -> None:
     from foundation.extensions import redis_ext
 
+    pair, address, account = _keys(email)
     try:
-        hit(redis_ext.conn, f"login:acct:{email.strip().lower()}", LOGIN_LIMIT_ACCOUNT)
-        hit(redis_ext.conn, f"login:addr:{request.remote_addr}", LOGIN_LIMIT_ADDRESS)
+        redis = redis_ext.conn
+        hit(redis, pair, LOGIN_LIMIT_PAIR)
+        hit(redis, address, LOGIN_LIMIT_ADDRESS)
+        hit(redis, account, LOGIN_LIMIT_ACCOUNT)
     except Exception:  # noqa: BLE001
         current_app.logger.warning("could not record a failed login (Redis down?)")
+
+
+def forget_account(email: str) -> None:
+    """Drop an account's failure counters (when the account is deleted)."""
+    from foundation.extensions import redis_ext
+
+    redis = redis_ext.conn
+    keys = list(redis.scan_iter(f"aitutor:rl:login:*{account_key(email)}*", count=1000))
+    if keys:
+        redis.delete(*keys)

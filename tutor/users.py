@@ -132,8 +132,6 @@ def delete_user(user: User) -> dict[str, int]:
 
     from foundation.extensions import redis_ext
 
-    from . import streams
-
     reply_ids = (
         db.session.execute(
             text(
@@ -147,12 +145,36 @@ def delete_user(user: User) -> dict[str, int]:
     sessions = db.session.execute(
         text("SELECT count(*) FROM sessions WHERE student_id = :u"), {"u": user.id}
     ).scalar_one()
+    email, user_id = user.email, user.id
     db.session.delete(user)
     db.session.commit()
     try:
-        keys = [k for rid in reply_ids for k in (streams.stream_key(rid), streams.owner_key(rid))]
-        for start in range(0, len(keys), 500):
-            redis_ext.conn.delete(*keys[start : start + 500])
-    except Exception:  # noqa: BLE001 - streams expire on their own within a day
+        _forget_in_redis(redis_ext.conn, email, user_id, reply_ids)
+    except Exception:  # noqa: BLE001 - streams, jobs and counters all expire on their own
         pass
     return {"sessions": sessions, "replies": len(reply_ids)}
+
+
+def _forget_in_redis(redis, email: str, user_id: int, reply_ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """Reply streams, reply jobs (with their arguments and results) and the account's rate
+    counters: nothing of a deleted user stays behind in Redis."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from . import streams
+    from .replies import reply_job_id
+    from .throttle import forget_account
+
+    keys = [k for rid in reply_ids for k in (streams.stream_key(rid), streams.owner_key(rid))]
+    for start in range(0, len(keys), 500):
+        redis.delete(*keys[start : start + 500])
+    for rid in reply_ids:
+        try:
+            Job.fetch(reply_job_id(rid), connection=redis).delete()  # its hash, queues and registries
+        except NoSuchJobError:
+            pass
+    forget_account(email)
+    counters = [k for pattern in (f"aitutor:rl:msg:{user_id}:*", f"aitutor:rl:stream-open:{user_id}:*")
+                for k in redis.scan_iter(pattern, count=1000)]  # fmt: skip
+    if counters:
+        redis.delete(*counters)

@@ -102,7 +102,7 @@ def test_security_headers_and_cookie_flags(app, student):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_login_is_throttled_per_account(app, client):
+def test_login_is_throttled_per_account_and_address(app, client):
     from foundation.extensions import db
     from tutor.users import create_user
 
@@ -111,9 +111,9 @@ def test_login_is_throttled_per_account(app, client):
         db.session.commit()
     codes = [
         client.post("/api/v1/auth/login", json={"email": "target@school.org", "password": f"wrong{i}"}).status_code
-        for i in range(11)
+        for i in range(6)
     ]
-    assert codes[:10] == [401] * 10 and codes[10] == 429
-    # even the right password waits now: the account is protected, not just the address
+    assert codes[:5] == [401] * 5 and codes[5] == 429
+    # even the right password waits now, from this address (tests/security: others do not)
     blocked = client.post("/api/v1/auth/login", json={"email": "target@school.org", "password": "right-password"})
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
