@@ -54,7 +54,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     import analytics.tables  # noqa: F401  (the analytics tables join the models' metadata)
     from analytics import cli as analytics_cli
     from devtools import cli as devtools_cli
-    from foundation import admission, errors, health, logs, metrics, security
+    from foundation import admission, backup, errors, health, logs, metrics, security
     from foundation.extensions import db, migrate, ping_idle_connections, redis_ext
     from tutor import auth, cli, openapi  # noqa: F401  (openapi: route)
     from tutor import bp as tutor_bp
@@ -78,6 +78,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     devtools_cli.init_app(app)
     app.before_request(auth.admin_guard)
     security.init_app(app)
+    backup.init_app(app)
     admission.init_app(app)
     metrics.init_app(app)
     errors.init_app(app)
