@@ -125,6 +125,7 @@ class Settings:
     REQUEST_MAX_BYTES: int = 1_048_576  # larger request bodies get 413 before they are read
     MESSAGE_RATE_LIMIT: str = "20/minute"
     STREAM_OPEN_RATE_LIMIT: str = "60/minute"
+    REGISTER_RATE_LIMIT: str = "100/hour"  # account registrations per client address
     OPENAI_BASE_URL: str = ""
     OPENAI_API_KEY: str = ""
     AI_MODEL: str = "gpt-4o-mini"
@@ -228,6 +229,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         STREAM_OPEN_RATE_LIMIT=_rate_limit(
             env.get("STREAM_OPEN_RATE_LIMIT", ""), "STREAM_OPEN_RATE_LIMIT", "60/minute"
         ),
+        REGISTER_RATE_LIMIT=_rate_limit(env.get("REGISTER_RATE_LIMIT", ""), "REGISTER_RATE_LIMIT", "100/hour"),
         OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").strip(),
         OPENAI_API_KEY=env.get("OPENAI_API_KEY", "").strip(),
         AI_MODEL=env.get("AI_MODEL", "gpt-4o-mini").strip() or "gpt-4o-mini",

@@ -26,7 +26,7 @@ from .models import Message, SessionTopic, TutoringSession
 from .relay import relay_for
 from .rendering import render_markdown
 from .replies import enqueue_reply
-from .throttle import login_throttled, record_failed_login
+from .throttle import login_throttled, record_failed_login, registration_wait
 from .users import UserError, authenticate, create_user
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -213,6 +213,10 @@ def login():
 @bp.post("/auth/register")
 def register():
     data = body("email", "password")
+    wait = registration_wait()
+    if wait:
+        raise ApiError(429, "rate_limited", f"Too many registrations from your network; try again in {wait} s.",
+                       retry_after=wait)  # fmt: skip
     try:
         grade = data.get("grade_level")
         user = create_user(

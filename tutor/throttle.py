@@ -79,3 +79,19 @@ def forget_account(email: str) -> None:
     keys = list(redis.scan_iter(f"aitutor:rl:login:*{account_key(email)}*", count=1000))
     if keys:
         redis.delete(*keys)
+
+
+def registration_wait() -> int:
+    """Count a registration attempt from this address: 0 if allowed, else seconds to wait.
+
+    Registering says whether an e-mail address already has an account (honestly: a student
+    who forgot they registered must be told), so attempts per address are limited
+    (``REGISTER_RATE_LIMIT``, generous enough for a class registering from one school).
+    """
+    from foundation.extensions import redis_ext
+
+    limit = Limit.parse(current_app.config["REGISTER_RATE_LIMIT"])
+    try:
+        return hit(redis_ext.conn, f"register:{request.remote_addr or 'unknown'}", limit)
+    except Exception:  # noqa: BLE001 - Redis down: registering still works
+        return 0

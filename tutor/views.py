@@ -16,7 +16,7 @@ from .auth import csrf_ok, end_all_logins, role_required, safe_next, user_for_em
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, verify_token
 from .models import TutoringSession
-from .throttle import login_throttled, record_failed_login
+from .throttle import login_throttled, record_failed_login, registration_wait
 from .users import UserError, authenticate, create_user
 
 
@@ -55,6 +55,10 @@ def login():
 def register():
     form = request.form
     if request.method == "POST":
+        wait = registration_wait()
+        if wait:
+            flash(f"Too many registrations from your network; try again in {wait // 60 + 1} minutes.", "error")
+            return render_template("register.html", form=form), 429, {"Retry-After": str(wait)}
         try:
             grade = form.get("grade_level", "").strip()
             user = create_user(
