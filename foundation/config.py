@@ -8,6 +8,7 @@ base reads ``os.environ`` for settings.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -135,6 +136,7 @@ class Settings:
     AI_MAX_TOKENS: int = 800  # the longest reply (sent as max_tokens)
     BUILTIN_CHUNK_DELAY: float = 0.03
     EMBED_SECRET: str = ""
+    EMBED_SITES: str = ""  # "portal=SECRET,lms=SECRET": one key per host site (tokens name it in "kid")
     EMBED_ALLOWED_ORIGINS: str = ""
     TRUSTED_PROXIES: int = 0
     DEMO_STUDENTS: int = 200
@@ -239,11 +241,34 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         AI_MAX_TOKENS=max_tokens,
         BUILTIN_CHUNK_DELAY=_float(env, "BUILTIN_CHUNK_DELAY", 0.03),
         EMBED_SECRET=env.get("EMBED_SECRET", "").strip(),
+        EMBED_SITES=_embed_sites(env.get("EMBED_SITES", "")),
         EMBED_ALLOWED_ORIGINS=env.get("EMBED_ALLOWED_ORIGINS", "").strip(),
         TRUSTED_PROXIES=_int(env, "TRUSTED_PROXIES", 1 if app_env == "production" else 0),
         DEMO_STUDENTS=_int(env, "DEMO_STUDENTS", 200, minimum=1),
         DEMO_DAYS=_int(env, "DEMO_DAYS", 120, minimum=1),
     )
+
+
+def parse_embed_sites(raw: str) -> dict[str, str]:
+    """``EMBED_SITES`` ("portal=SECRET,lms=SECRET") as {site id: secret}."""
+    sites: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        site, sep, secret = item.partition("=")
+        site, secret = site.strip(), secret.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", site) or site == "default":
+            raise ConfigError(
+                f"EMBED_SITES item {site!r}: use site=secret, a site id of letters, digits, '.', '_' or '-' "
+                "(not 'default', which is EMBED_SECRET's)"
+            )
+        if len(secret.encode()) < 32:
+            raise ConfigError(f"EMBED_SITES: the secret of {site!r} must be at least 32 bytes")
+        sites[site] = secret
+    return sites
+
+
+def _embed_sites(raw: str) -> str:
+    parse_embed_sites(raw)  # checked when the settings load
+    return raw.strip()
 
 
 def development_secret_key(instance_path: str | Path) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from foundation.extensions import db
 
-from .embed import EmbedTokenError, verify_token
+from .embed import EmbedTokenError, site_keys, verify_token
 from .models import User
 
 login_manager = LoginManager()
@@ -67,23 +67,28 @@ def load_user_from_bearer(req) -> User | None:
     if not header.lower().startswith("bearer "):
         return None
     try:
-        claims = verify_token(current_app.config["EMBED_SECRET"], header[7:].strip())
+        claims = verify_token(site_keys(current_app.config), header[7:].strip())
     except EmbedTokenError as exc:
         g.bearer_error = str(exc)
         return None
     g.bearer_auth = True
-    return user_for_embed(claims.external_id, claims.display_name)
+    return user_for_embed(claims.site, claims.external_id, claims.display_name)
 
 
-def user_for_embed(external_id: str, display_name: str) -> User:
-    """The student behind an embed token, created on first use."""
+def embed_user(site: str, external_id: str) -> User | None:
     from sqlalchemy import select
 
-    user = db.session.scalar(select(User).where(User.external_id == external_id))
+    return db.session.scalar(select(User).where(User.embed_site == site, User.external_id == external_id))
+
+
+def user_for_embed(site: str, external_id: str, display_name: str) -> User:
+    """The student behind an embed token (host site and its id for them), created on first use."""
+    user = embed_user(site, external_id)
     if user is not None:
         return user
     user = User(
         email=f"embed-{secrets.token_hex(8)}@embed.invalid",
+        embed_site=site,
         external_id=external_id,
         display_name=display_name,
         role="student",
@@ -93,7 +98,7 @@ def user_for_embed(external_id: str, display_name: str) -> User:
         db.session.commit()
     except IntegrityError:  # two first requests raced; the other one created it
         db.session.rollback()
-        user = db.session.scalar(select(User).where(User.external_id == external_id))
+        user = embed_user(site, external_id)
         assert user is not None
     return user
 

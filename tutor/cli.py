@@ -53,12 +53,11 @@ def users_set_password(email: str, password: str) -> None:
 @users_cli.command("delete")
 @click.option("--email", default=None, help="The account's e-mail address.")
 @click.option("--external-id", default=None, help="An embed student: the host site's id for them (the token's sub).")
+@click.option("--site", default="default", show_default=True, help="With --external-id: the host site (EMBED_SITES).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def users_delete(email: str | None, external_id: str | None, yes: bool) -> None:
+def users_delete(email: str | None, external_id: str | None, site: str, yes: bool) -> None:
     """Delete an account and all its tutoring data (privacy requests)."""
-    from sqlalchemy import select
-
-    from .models import User
+    from .auth import embed_user
 
     if bool(email) == bool(external_id):
         raise click.UsageError("give either --email or --external-id")
@@ -67,9 +66,9 @@ def users_delete(email: str | None, external_id: str | None, yes: bool) -> None:
         if user is None:
             raise click.ClickException(f"no user with the e-mail {email}")
     else:
-        user = db.session.scalar(select(User).where(User.external_id == external_id))
+        user = embed_user(site, external_id)
         if user is None:
-            raise click.ClickException(f"no embed student with the external id {external_id!r}")
+            raise click.ClickException(f"no embed student with the external id {external_id!r} on the site {site!r}")
     who = user.email
     if not yes:
         click.confirm(f"Delete {who} and all their sessions and messages?", abort=True)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
     false,
     func,
@@ -51,6 +52,7 @@ class User(UserMixin, db.Model):
     __table_args__ = (
         CheckConstraint(_in("role", USER_ROLES), name="role"),
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        UniqueConstraint("embed_site", "external_id", name="uq_users_embed_site_external_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
@@ -60,8 +62,10 @@ class User(UserMixin, db.Model):
     display_name: Mapped[str] = mapped_column(String(120), nullable=False, server_default="")
     grade_level: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = now_column()
-    # Students who arrive through an embedding site are known by that site's id for them.
-    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Students who arrive through an embedding site are known by that site's id for them, per
+    # site (two portals' student "42" are two students).
+    embed_site: Mapped[str | None] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(200))
     # Part of every login's identity (session and remember cookies): raising it (logout,
     # a new password) ends every login of this user, on every device.
     login_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1", default=1)

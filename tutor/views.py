@@ -14,7 +14,7 @@ from foundation.extensions import db
 from . import bp
 from .auth import csrf_ok, end_all_logins, role_required, safe_next, user_for_embed
 from .curriculum import get_curriculum
-from .embed import EmbedTokenError, verify_token
+from .embed import EmbedTokenError, site_keys, verify_token
 from .models import TutoringSession
 from .throttle import login_throttled, record_failed_login, registration_wait
 from .users import UserError, authenticate, create_user
@@ -128,12 +128,17 @@ def new_chat():
 def embed():
     token = request.args.get("token", "")
     try:
-        claims = verify_token(current_app.config["EMBED_SECRET"], token)
+        claims = verify_token(site_keys(current_app.config), token)
     except EmbedTokenError as exc:
-        return render_template("embed_error.html", reason=str(exc)), 401
-    user_for_embed(claims.external_id, claims.display_name)
+        return render_template("embed_error.html", reason=str(exc)), 401, NO_STORE
+    user_for_embed(claims.site, claims.external_id, claims.display_name)
     subject = claims.subject if claims.subject in get_curriculum().subjects else ""
-    return render_template("chat.html", session_id="", subject=subject, embed_token=token, embed=True)
+    page = render_template("chat.html", session_id="", subject=subject, embed_token=token, embed=True)
+    return page, 200, NO_STORE
+
+
+# The embed page holds its token: no cache may keep it, and no Referer may carry it on.
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @bp.app_errorhandler(404)
