@@ -59,12 +59,30 @@ class EmbeddedPostgres:
             log.debug("embedded postgres cleanup failed", exc_info=True)
 
 
+def ensure_runtime_dir() -> None:
+    """Give the process a private XDG runtime folder if it has none.
+
+    pgserver keeps its lock file in the user's runtime folder, looked up when it is imported.
+    Without ``XDG_RUNTIME_DIR`` (containers, root shells, CI) platformdirs warns on every start
+    and falls back to ``/tmp/runtime-<uid>``; that same folder, made private (0700) as the XDG
+    spec asks, is named here instead.
+    """
+    if os.name != "posix" or os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    runtime = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    if runtime.stat().st_uid == os.getuid() and runtime.stat().st_mode & 0o077:
+        runtime.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
 def start_postgres(data_dir: Path, *, database: str = DATABASE_NAME, delete_on_stop: bool = False) -> EmbeddedPostgres:
     """Start (or attach to) a PostgreSQL server whose cluster lives in ``data_dir``.
 
     A cluster whose first initialisation was interrupted (no ``.aitutor-ready`` marker) is
     thrown away and made again: it cannot hold any data yet.
     """
+    ensure_runtime_dir()
     import pgserver  # imported lazily: only the embedded path needs the binaries
 
     data_dir = Path(data_dir).resolve()
@@ -72,7 +90,6 @@ def start_postgres(data_dir: Path, *, database: str = DATABASE_NAME, delete_on_s
     if data_dir.exists() and not marker.exists():
         shutil.rmtree(data_dir)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     server = pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
     info = server.get_postmaster_info()

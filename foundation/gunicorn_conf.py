@@ -33,7 +33,7 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
-logger_class = "foundation.logs.RedactingGunicornLogger"  # embed tokens never reach the access log
+logger_class = "foundation.gunicorn_logging.RedactingLogger"  # embed tokens never reach the access log
 loglevel = _settings.LOG_LEVEL.lower()
 # gunicorn's control socket (one fixed path per user) would clash between instances; unused here.
 control_socket_disable = True

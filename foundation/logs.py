@@ -82,28 +82,3 @@ def init_app(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
 
-
-# Query-string parameters that carry credentials (the embed page's ?token=...).
-_SECRET_PARAMS = re.compile(r"(?i)\b(token|access_token|jwt|api_key|key)=[^&\s\"]+")
-
-
-def redact(text: str) -> str:
-    """``text`` with credential-carrying query parameters replaced by ``[redacted]``."""
-    return _SECRET_PARAMS.sub(r"\1=[redacted]", text)
-
-
-try:
-    from gunicorn.glogging import Logger as _GunicornLogger
-except ImportError:  # pragma: no cover - gunicorn is a requirement; only its CLI needs this
-    _GunicornLogger = object  # type: ignore[assignment,misc]
-
-
-class RedactingGunicornLogger(_GunicornLogger):  # type: ignore[misc,valid-type]
-    """gunicorn's logger, with tokens taken out of the request line and query string."""
-
-    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "q", "{raw_uri}e"):
-            if isinstance(atoms.get(key), str):
-                atoms[key] = redact(atoms[key])
-        return atoms

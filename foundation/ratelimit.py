@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from redis import Redis
+if TYPE_CHECKING:  # the settings import this module: gunicorn's master must not load redis (and ssl) before gevent patches
+    from redis import Redis
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from foundation.config import ConfigError, load_settings
-from foundation.logs import RedactingGunicornLogger, redact
+from foundation.gunicorn_logging import RedactingLogger, redact
 from tests.conftest import TEST_CONFIG
 from tutor.embed import make_token
 
@@ -67,7 +67,7 @@ def test_the_embed_page_is_never_cached_and_sends_no_referrer(client):
 def test_tokens_are_redacted_from_the_access_log():
     from gunicorn.config import Config
 
-    logger = RedactingGunicornLogger(Config())
+    logger = RedactingLogger(Config())
     environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/embed?token=eyJ.secret.sig&x=1", "PATH_INFO": "/embed",
                "QUERY_STRING": "token=eyJ.secret.sig&x=1", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "10.0.0.1"}  # fmt: skip
     resp = SimpleNamespace(status="200 OK", headers=[], response_length=10, sent=10)
