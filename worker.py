@@ -32,10 +32,12 @@ import redis.exceptions
 from flask import Flask
 from rq import Worker
 from rq.exceptions import StopRequested
+from rq.job_lifecycle import call_exception_handlers
 from rq.timeouts import TimerDeathPenalty, UnixSignalDeathPenalty
 from rq.worker import WorkerStatus
 
 from foundation.config import ConfigError
+from foundation.logs import job_log_level
 
 log = logging.getLogger("worker")
 
@@ -63,6 +65,17 @@ class AppWorker(Worker):
             return super().work(*args, **kwargs)
         finally:
             _LIVE.discard(self.name)
+
+    def handle_exception(self, job, *exc_info):  # type: ignore[no-untyped-def]
+        # A provider failure is expected weather (an outage, a rate limit): the reply job has
+        # already logged one line for it. RQ would add the whole traceback for every attempt.
+        from tutor.providers import ProviderError
+
+        if len(exc_info) > 1 and isinstance(exc_info[1], ProviderError):
+            self.log.debug("job %s: %s", job.id, exc_info[1])
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
     def perform_job(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
         from foundation import metrics
@@ -357,7 +370,7 @@ def run_worker(
     _sweep_on_start(app)
     connection = make_redis(app.config["REDIS_URL"])
     reap_dead_workers(connection)
-    level = app.config["LOG_LEVEL"]
+    level = job_log_level(app.config)
     AppWorker.flask_app = app
     if fork_every_job:
         # Registries are cleaned every minute, so a job whose worker died is retried soon after
@@ -504,6 +517,7 @@ def run_scheduler(app: Flask, interval: int = 5, burst: bool = False) -> None:
     os.environ["TZ"] = app.config["ANALYTICS_TZ"]
     time.tzset()
     connection = make_redis(app.config["REDIS_URL"])
+    logging.getLogger("rq_scheduler.scheduler").setLevel(job_log_level(app.config))
     scheduler = Scheduler(connection=connection, interval=interval)
     changes = sync_schedule(scheduler)
     log.info("schedule: %s", ", ".join(f"{k} {len(v)}" for k, v in changes.items()))

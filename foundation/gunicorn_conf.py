@@ -31,7 +31,8 @@ threads = _settings.WEB_THREADS  # gthread only
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-"
+# A line per request belongs in the production (JSON) log or a DEBUG run, not in the dev console.
+accesslog = "-" if _settings.LOG_FORMAT == "json" or _settings.LOG_LEVEL == "DEBUG" else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 logger_class = "foundation.gunicorn_logging.RedactingLogger"  # embed tokens never reach the access log
 loglevel = _settings.LOG_LEVEL.lower()

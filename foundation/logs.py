@@ -82,3 +82,13 @@ def init_app(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
 
+
+
+def job_log_level(config) -> str:  # type: ignore[no-untyped-def]
+    """The level for RQ's and rq-scheduler's own loggers. Their INFO lines (several per job:
+    picked up, done, result kept; the scheduler's heartbeat) belong in the production (JSON)
+    log or a DEBUG run; the dev console shows their warnings and errors only."""
+    level = str(config.get("LOG_LEVEL", "INFO")).upper()
+    if config.get("LOG_FORMAT") == "json" or level == "DEBUG":
+        return level
+    return "WARNING" if level == "INFO" else level

@@ -53,8 +53,31 @@ SCHEDULE: list[PeriodicJob] = [
 ]
 
 
+def next_cron_time(cron_string: str, use_local_timezone: bool = False) -> datetime:
+    """rq-scheduler's next run time of a cron job, with the local-time reading stated.
+
+    rq-scheduler hands the ``crontab`` package a naive local ``now`` without saying which
+    reading it means, so crontab warns (FutureWarning) on every schedule sync and every run.
+    The local reading is the one we rely on (the scheduler process runs with TZ set to
+    ANALYTICS_TZ), so it is asked for explicitly here: same times, no warning.
+    """
+    import crontab
+    import dateutil.tz
+
+    now = datetime.now()
+    next_time = crontab.CronTab(cron_string).next(now=now, return_datetime=True, default_utc=False)
+    return next_time.astimezone(dateutil.tz.tzlocal() if use_local_timezone else dateutil.tz.UTC)
+
+
+def _state_cron_reading() -> None:
+    import rq_scheduler.scheduler
+
+    rq_scheduler.scheduler.get_next_scheduled_time = next_cron_time
+
+
 def sync_schedule(scheduler: Scheduler, schedule: list[PeriodicJob] | None = None) -> dict[str, list[str]]:
     """Make the scheduler hold exactly the jobs of ``schedule``; return what changed."""
+    _state_cron_reading()
     schedule = SCHEDULE if schedule is None else schedule
     wanted = {job.job_id: job for job in schedule}
     changes: dict[str, list[str]] = {"added": [], "kept": [], "replaced": [], "removed": []}
