@@ -34,3 +34,31 @@ def enqueue(job: str, *args: Any, queue: str = DEFAULT_QUEUE, **options: Any) ->
     if not job.startswith("jobs."):
         raise ValueError(f"job names are dotted paths under jobs/, e.g. 'jobs.ai.process_ai_response'; got {job!r}")
     return get_queue(queue).enqueue(job, *args, **options)
+
+
+def scheduled_jobs(connection) -> list[dict]:  # type: ignore[no-untyped-def]
+    """What rq-scheduler holds, for ops (rq-dashboard does not show it): each job with its
+    rule (cron string or interval, from the job's meta) and next run (UTC), soonest first."""
+    from datetime import UTC
+
+    from rq_scheduler import Scheduler
+
+    rows = []
+    for job, when in Scheduler(connection=connection).get_jobs(with_times=True):
+        meta = job.meta or {}
+        if meta.get("cron_string"):
+            rule = f"cron {meta['cron_string']}"
+        elif meta.get("interval"):
+            rule = f"every {meta['interval']} s"
+        else:
+            rule = "once"
+        rows.append({
+            "id": job.id,
+            "name": job.id,
+            "func": job.func_name,
+            "rule": rule,
+            "queue": job.origin,
+            "next_run": when.replace(tzinfo=UTC) if when.tzinfo is None else when,
+        })  # fmt: skip
+    rows.sort(key=lambda r: r["next_run"])
+    return rows

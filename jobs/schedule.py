@@ -114,3 +114,4 @@ def sync_schedule(scheduler: Scheduler, schedule: list[PeriodicJob] | None = Non
         if job_id not in changes["replaced"]:
             changes["added"].append(job_id)
     return changes
+

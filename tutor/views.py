@@ -141,6 +141,22 @@ def embed():
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
+@bp.get("/admin/schedule")
+@role_required("admin")
+def schedule():
+    """The periodic jobs rq-scheduler holds, with their next run (rq-dashboard does not show them)."""
+    from zoneinfo import ZoneInfo
+
+    from foundation.extensions import redis_ext
+    from foundation.queue import scheduled_jobs
+
+    tz = current_app.config["ANALYTICS_TZ"]
+    rows = scheduled_jobs(redis_ext.conn)
+    for row in rows:
+        row["next_local"] = row["next_run"].astimezone(ZoneInfo(tz))
+    return render_template("schedule.html", rows=rows, tz=tz)
+
+
 @bp.app_errorhandler(404)
 def not_found(exc):
     if wants_json():
