@@ -305,6 +305,21 @@ def test_embed_works_with_a_token_and_no_login(app, new_page):
     assert rows == [("student", "Ada L.", "science", 2)]
 
 
+def stored_reply(app, uid: int, content: str) -> str:
+    """A maths session of student ``uid`` holding one question and the finished reply ``content``."""
+    (sid,) = execute(
+        app, "INSERT INTO sessions (student_id, subject) VALUES (:u, 'mathematics') RETURNING id::text", u=uid
+    )[0]
+    execute(
+        app,
+        "INSERT INTO messages (session_id, role, content, status) VALUES "
+        "(CAST(:s AS uuid), 'student', 'hello', 'done'), (CAST(:s AS uuid), 'tutor', :c, 'done')",
+        s=sid,
+        c=content,
+    )
+    return sid
+
+
 XSS_MESSAGE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
@@ -330,16 +345,7 @@ def test_student_text_and_stored_replies_cannot_run_script(app, new_page):
         '[click](javascript:window.__xss=4) and <img src=x onerror="window.__xss=5">\n\n'
         "**still Markdown**"
     )
-    (sid,) = execute(
-        app, "INSERT INTO sessions (student_id, subject) VALUES (:u, 'mathematics') RETURNING id::text", u=uid
-    )[0]
-    execute(
-        app,
-        "INSERT INTO messages (session_id, role, content, status) VALUES "
-        "(CAST(:s AS uuid), 'student', 'hello', 'done'), (CAST(:s AS uuid), 'tutor', :c, 'done')",
-        s=sid,
-        c=evil,
-    )
+    sid = stored_reply(app, uid, evil)
     page.goto(f"/sessions/{sid}")
     body = page.locator(".bubble.tutor .body")
     body.locator("strong").wait_for()
@@ -401,16 +407,7 @@ def test_maths_in_a_reply_is_typeset_under_the_strict_csp(app, new_page):
         "Write it as $\\frac{3}{4} + \\frac{1}{8}$, then check:\n\n"
         "$$x^2 - 5x + 6 = 0$$\n\n(10*y) * y - x = 20*y, and it costs $5 and $6."
     )
-    (sid,) = execute(
-        app, "INSERT INTO sessions (student_id, subject) VALUES (:u, 'mathematics') RETURNING id::text", u=uid
-    )[0]
-    execute(
-        app,
-        "INSERT INTO messages (session_id, role, content, status) VALUES "
-        "(CAST(:s AS uuid), 'student', 'help', 'done'), (CAST(:s AS uuid), 'tutor', :c, 'done')",
-        s=sid,
-        c=reply,
-    )
+    sid = stored_reply(app, uid, reply)
     page.goto(f"/sessions/{sid}")
     body = page.locator(".bubble.tutor .body")
     body.locator("math").first.wait_for()
