@@ -50,6 +50,17 @@ def subject_names() -> dict[str, str]:
     return {s.id: s.name for s in get_curriculum().subjects.values()}
 
 
+def topic_names() -> dict[str, str]:
+    """Topic id -> the curriculum's name for it (the first subject that has it)."""
+    from tutor.curriculum import get_curriculum
+
+    names: dict[str, str] = {}
+    for subject in get_curriculum().subjects.values():
+        for topic in subject.topics:
+            names.setdefault(topic.id, topic.name)
+    return names
+
+
 def _filters(time_range, start, end, subjects, grades, today: date | None = None) -> data.Filters:
     return data.Filters.from_controls(time_range, start, end, subjects, grades, today=today)
 
@@ -120,7 +131,7 @@ def update_view(
         figures.sessions_figure(view.daily),
         figures.duration_figure(view.daily),
         figures.heatmap_figure(view.heatmap),
-        figures.topics_figure(view.topics, selected=selected_topic),
+        figures.topics_figure(view.topics, selected=selected_topic, names=topic_names()),
         figures.satisfaction_figure(view.daily),
         figures.quality_figure(view.daily),
         figures.subjects_figure(view.subjects, view.grades, names),
@@ -150,8 +161,9 @@ def show_topic_sessions(
         topic = None
     f = _filters(time_range, start, end, subjects, grades, today)
     frame = data.recent_sessions(f, topic=topic, limit=layout.SESSION_ROWS)
-    title = f"Sessions on “{topic}”" if topic else "Recent sessions"
-    return topic, title, layout.sessions_table(frame, subject_names()), topic is None
+    topics = topic_names()
+    title = f"Sessions on “{topics.get(topic, topic)}”" if topic else "Recent sessions"
+    return topic, title, layout.sessions_table(frame, subject_names(), topics), topic is None
 
 
 def highlight_topic(topic: str | None, figure: dict[str, Any] | None):

@@ -179,12 +179,16 @@ def _note(text: str) -> dict[str, Any]:
     }
 
 
-def topics_figure(topics: pd.DataFrame, selected: str | None = None, top: int = 12) -> dict[str, Any]:
-    """Most popular topics (sessions touching each), a horizontal bar per topic; click one to filter."""
+def topics_figure(
+    topics: pd.DataFrame, selected: str | None = None, top: int = 12, names: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Most popular topics (sessions touching each), a horizontal bar per topic, labelled with
+    the curriculum's names (``names``: id -> name); click one to filter (by its id)."""
     if topics is None or not len(topics) or int(topics["sessions"].sum()) == 0:
         return empty_figure("No topics in this range", height=300)
     head = topics.head(top).iloc[::-1]  # most popular on top
-    names = [str(t) for t in head["topic"]]
+    ids = [str(t) for t in head["topic"]]
+    labels = [(names or {}).get(t, t) for t in ids]
     return {
         "data": [
             {
@@ -192,9 +196,9 @@ def topics_figure(topics: pd.DataFrame, selected: str | None = None, top: int = 
                 "orientation": "h",
                 "name": "Sessions",
                 "x": _ints(head["sessions"]),
-                "y": names,
-                "customdata": names,
-                "marker": {"color": [ACCENT if n == selected else PRIMARY for n in names]},
+                "y": labels,
+                "customdata": ids,
+                "marker": {"color": [ACCENT if t == selected else PRIMARY for t in ids]},
                 "hovertemplate": "<b>%{y}</b><br>%{x:,} sessions<extra>click to list them</extra>",
             }
         ],
@@ -204,7 +208,7 @@ def topics_figure(topics: pd.DataFrame, selected: str | None = None, top: int = 
             margin={"l": 8, "r": 16, "t": 8, "b": 36},
             clickmode="event",
             dragmode=False,
-            height=max(260, 26 * len(names) + 60),
+            height=max(260, 26 * len(labels) + 60),
         ),
     }
 

@@ -387,8 +387,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def sessions_table(frame: pd.DataFrame, subject_names: dict[str, str]) -> html.Div:
-    """The recent-sessions list."""
+def sessions_table(
+    frame: pd.DataFrame, subject_names: dict[str, str], topic_names: dict[str, str] | None = None
+) -> html.Div:
+    """The recent-sessions list (topics by their curriculum names)."""
+    topic_names = topic_names or {}
     if frame is None or not len(frame):
         return empty_state("No sessions in this range", "Try a longer period or fewer filters.")
     rows = []
@@ -400,7 +403,10 @@ def sessions_table(frame: pd.DataFrame, subject_names: dict[str, str]) -> html.D
                     html.Td(started.strftime("%d %b %H:%M"), className="nowrap"),
                     html.Td(r.student),
                     html.Td(subject_names.get(r.subject, r.subject)),
-                    html.Td(r.topics or "—", className="muted"),
+                    html.Td(
+                        ", ".join(topic_names.get(t, t) for t in r.topics.split(", ")) if r.topics else "—",
+                        className="muted",
+                    ),
                     html.Td(_cell(r.duration_min), className="num"),
                     html.Td("★" * int(r.satisfaction) if r.satisfaction == r.satisfaction and r.satisfaction else "—"),
                     html.Td(html.Span(r.status, className=f"pill {r.status}")),

@@ -627,8 +627,11 @@ def test_update_view_called_directly(app_ctx, recent):
     assert points(custom[2]) == 3
     topics_fig = callbacks.update_view("week", None, None, None, None, "cells")[5]  # a topic is selected
     bars = topics_fig["data"][0]
-    assert bars["marker"]["color"][bars["y"].index("cells")] == figures.ACCENT
-    assert bars["marker"]["color"][bars["y"].index("fractions")] == figures.PRIMARY
+    assert bars["marker"]["color"][bars["customdata"].index("cells")] == figures.ACCENT
+    assert bars["marker"]["color"][bars["customdata"].index("fractions")] == figures.PRIMARY
+    names = callbacks.topic_names()
+    assert bars["y"] == [names.get(t, t) for t in bars["customdata"]]  # labelled by name, clicked by id
+    assert names["cells"] in bars["y"] and "cells" not in bars["y"]
     science = callbacks.update_view("week", None, None, ["science"], None)
     assert sum(science[2]["data"][0]["y"]) == 4  # 0, 2, 4 and 6 days back
 
@@ -715,9 +718,12 @@ def test_topic_click_filters_the_session_list(app, recent):
         cleared = callbacks.show_topic_sessions(
             click, 1, "week", None, None, None, None, current="cells", trigger="clear-topic"
         )
-    assert topic == "cells" and "cells" in title and hidden is False
+    with app.app_context():
+        name = callbacks.topic_names()["cells"]
+    assert name != "cells"  # the curriculum's name, not the id
+    assert topic == "cells" and f"“{name}”" in title and hidden is False
     html_rows = listing.children[1].children
-    assert len(html_rows) == 4 and all("cells" in r.children[3].children for r in html_rows)
+    assert len(html_rows) == 4 and all(name in r.children[3].children for r in html_rows)
     assert cleared[0] is None and cleared[1] == "Recent sessions" and cleared[3] is True
 
     payload = callbacks.callback_payload(
