@@ -26,8 +26,11 @@ class Limit:
         return cls(int(match.group(1)), int(match.group(2) or 1) * PERIODS[match.group(3)])
 
 
+_PREFIX = "aitutor:rl:"
+
+
 def _bucket(key: str, limit: Limit) -> str:
-    return f"aitutor:rl:{key}:{int(time.time()) // limit.seconds}"
+    return f"{_PREFIX}{key}:{int(time.time()) // limit.seconds}"
 
 
 def _wait(limit: Limit) -> int:
@@ -48,3 +51,10 @@ def peek(redis: Redis, key: str, limit: Limit) -> int:
     """Like :func:`hit` for a limit already used up, without counting an event."""
     count = int(redis.get(_bucket(key, limit)) or 0)
     return _wait(limit) if count >= limit.count else 0
+
+
+def forget(redis: Redis, key: str) -> None:
+    """Delete every window's count of ``key`` (a glob: ``*`` matches any part)."""
+    buckets = list(redis.scan_iter(f"{_PREFIX}{key}:*", count=1000))
+    if buckets:
+        redis.delete(*buckets)

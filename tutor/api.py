@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException
 from foundation.errors import json_error
 from foundation.extensions import db, redis_ext
 from foundation.queue import enqueue
-from foundation.ratelimit import Limit, hit
 
 from . import streams
 from .auth import csrf_ok, csrf_token, end_all_logins
@@ -26,7 +25,7 @@ from .models import Message, SessionTopic, TutoringSession
 from .relay import relay_for
 from .rendering import render_markdown
 from .replies import enqueue_reply
-from .throttle import login_throttled, record_failed_login, registration_wait
+from .throttle import limit_wait, login_throttled, record_failed_login, registration_wait
 from .users import UserError, authenticate, create_user
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -70,7 +69,7 @@ def _throttle_stream_opens():
     if who is None:
         bearer = request.headers.get("Authorization", "")
         who = "b:" + hashlib.sha256(bearer.encode()).hexdigest()[:32] if bearer else f"a:{request.remote_addr}"
-    wait = _limit_wait(f"stream-open:{who}", "STREAM_OPEN_RATE_LIMIT")
+    wait = limit_wait(f"stream-open:{who}", "STREAM_OPEN_RATE_LIMIT")
     if wait:
         raise ApiError(
             429, "stream_rate_limited", f"Too many reply streams opened; try again in {wait} s.", retry_after=wait
@@ -359,21 +358,8 @@ def post_message(session_id: str):
     return jsonify(message_id=message_id, reply_id=reply_id, status="queued", stream_url=stream_url(reply_id)), 202
 
 
-def _limit_wait(key: str, setting: str) -> int:
-    """Count one event against the limit in ``setting``: 0 if allowed, else seconds to wait.
-
-    A Redis outage must not stop students from learning: the limit then allows everything.
-    """
-    limit = Limit.parse(current_app.config[setting])  # checked when the settings load
-    try:
-        return hit(redis_ext.conn, key, limit)
-    except Exception:  # noqa: BLE001
-        current_app.logger.warning("%s unavailable (Redis down?); allowing the request", setting)
-        return 0
-
-
 def _rate_limit(student_id: int) -> None:
-    wait = _limit_wait(f"msg:{student_id}", "MESSAGE_RATE_LIMIT")
+    wait = limit_wait(f"msg:{student_id}", "MESSAGE_RATE_LIMIT")
     if wait:
         raise ApiError(429, "rate_limited", f"Too many messages; try again in {wait} s.", retry_after=wait)
 

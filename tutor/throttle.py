@@ -24,7 +24,7 @@ import hashlib
 
 from flask import current_app, request
 
-from foundation.ratelimit import Limit, hit, peek
+from foundation.ratelimit import Limit, forget, hit, peek
 
 LOGIN_LIMIT_PAIR = Limit(5, 15 * 60)
 LOGIN_LIMIT_ADDRESS = Limit(300, 15 * 60)
@@ -75,10 +75,24 @@ def forget_account(email: str) -> None:
     """Drop an account's failure counters (when the account is deleted)."""
     from foundation.extensions import redis_ext
 
-    redis = redis_ext.conn
-    keys = list(redis.scan_iter(f"aitutor:rl:login:*{account_key(email)}*", count=1000))
-    if keys:
-        redis.delete(*keys)
+    account = account_key(email)
+    forget(redis_ext.conn, f"login:pair:{account}:*")
+    forget(redis_ext.conn, f"login:acct:{account}")
+
+
+def limit_wait(key: str, setting: str) -> int:
+    """Count one event against the limit in ``setting``: 0 if allowed, else seconds to wait.
+
+    A Redis outage must not stop students from learning: the limit then allows everything.
+    """
+    from foundation.extensions import redis_ext
+
+    limit = Limit.parse(current_app.config[setting])  # checked when the settings load
+    try:
+        return hit(redis_ext.conn, key, limit)
+    except Exception:  # noqa: BLE001
+        current_app.logger.warning("%s unavailable (Redis down?); allowing the request", setting)
+        return 0
 
 
 def registration_wait() -> int:
@@ -88,10 +102,4 @@ def registration_wait() -> int:
     who forgot they registered must be told), so attempts per address are limited
     (``REGISTER_RATE_LIMIT``, generous enough for a class registering from one school).
     """
-    from foundation.extensions import redis_ext
-
-    limit = Limit.parse(current_app.config["REGISTER_RATE_LIMIT"])
-    try:
-        return hit(redis_ext.conn, f"register:{request.remote_addr or 'unknown'}", limit)
-    except Exception:  # noqa: BLE001 - Redis down: registering still works
-        return 0
+    return limit_wait(f"register:{request.remote_addr or 'unknown'}", "REGISTER_RATE_LIMIT")

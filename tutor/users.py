@@ -161,6 +161,8 @@ def _forget_in_redis(redis, email: str, user_id: int, reply_ids: list[int]) -> N
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
+    from foundation.ratelimit import forget
+
     from . import streams
     from .replies import reply_job_id
     from .throttle import forget_account
@@ -174,7 +176,5 @@ def _forget_in_redis(redis, email: str, user_id: int, reply_ids: list[int]) -> N
         except NoSuchJobError:
             pass
     forget_account(email)
-    counters = [k for pattern in (f"aitutor:rl:msg:{user_id}:*", f"aitutor:rl:stream-open:{user_id}:*")
-                for k in redis.scan_iter(pattern, count=1000)]  # fmt: skip
-    if counters:
-        redis.delete(*counters)
+    forget(redis, f"msg:{user_id}")
+    forget(redis, f"stream-open:{user_id}")
