@@ -43,7 +43,11 @@ def _stream(provider: OpenAIProvider, chat: list[dict]) -> tuple[str, Usage, flo
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8000/v1 (llama.cpp), http://127.0.0.1:11434/v1 (Ollama)")
+    p.add_argument(
+        "--base-url",
+        required=True,
+        help="e.g. http://127.0.0.1:8000/v1 (llama.cpp), http://127.0.0.1:11434/v1 (Ollama)",
+    )
     p.add_argument("--model", required=True)
     p.add_argument("--api-key", default="not-needed")
     p.add_argument("--context-window", type=int, default=4096, help="the server's context (n_ctx / num_ctx)")

@@ -98,6 +98,8 @@ MESSAGE = "How do I add fractions like 1/2 + 1/3?"
 def message_for(i: int) -> str:
     """A different question per student (as in a class), so no cache sees the same text twice."""
     return f"How do I add fractions like {1 + i % 9}/{10 + i // 9} + 1/{3 + i % 5}?"
+
+
 PASSWORD = "bench-password-123"
 HOG_LAST_ID = "99999999999999-0"
 PROBE_INTERVAL = 0.05

@@ -83,7 +83,6 @@ def init_app(app: Flask) -> None:
     app.after_request(_echo_request_id)
 
 
-
 def job_log_level(config) -> str:  # type: ignore[no-untyped-def]
     """The level for RQ's and rq-scheduler's own loggers. Their INFO lines (several per job:
     picked up, done, result kept; the scheduler's heartbeat) belong in the production (JSON)

@@ -7,7 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the settings import this module: gunicorn's master must not load redis (and ssl) before gevent patches
+# The settings import this module: gunicorn's master must not load redis (and ssl) before
+# gevent patches them, so redis is imported for type checking only.
+if TYPE_CHECKING:
     from redis import Redis
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}

@@ -114,4 +114,3 @@ def sync_schedule(scheduler: Scheduler, schedule: list[PeriodicJob] | None = Non
         if job_id not in changes["replaced"]:
             changes["added"].append(job_id)
     return changes
-

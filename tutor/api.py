@@ -109,7 +109,6 @@ def clean_text(value: Any, depth: int = 0) -> bool:
     return True
 
 
-
 def body(*required: str) -> dict[str, Any]:
     try:
         data = request.get_json(silent=True)

@@ -55,9 +55,7 @@ def load_user(user_id: str) -> User | None:
 
 def end_all_logins(user: User) -> None:
     """Every session and remember cookie of ``user`` stops working (the caller commits)."""
-    db.session.execute(
-        text("UPDATE users SET login_version = login_version + 1 WHERE id = :id"), {"id": user.id}
-    )
+    db.session.execute(text("UPDATE users SET login_version = login_version + 1 WHERE id = :id"), {"id": user.id})
 
 
 @login_manager.request_loader

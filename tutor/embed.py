@@ -82,4 +82,6 @@ def verify_token(keys: dict[str, str] | str, token: str) -> EmbedClaims:
         raise EmbedTokenError("the embed token's 'sub' must be a non-empty string of at most 200 characters")
     if not isinstance(name, str) or (subject is not None and not isinstance(subject, str)):
         raise EmbedTokenError("the embed token's 'name' and 'subject' must be strings")
-    return EmbedClaims(site=site, external_id=sub.strip(), display_name=name.strip()[:120] or "Student", subject=subject)
+    return EmbedClaims(
+        site=site, external_id=sub.strip(), display_name=name.strip()[:120] or "Student", subject=subject
+    )

@@ -53,9 +53,9 @@ def test_the_app_pings_idle_connections_instead_of_every_checkout(app):
     from foundation.extensions import db
 
     with app.app_context():
-        assert any(
-            getattr(fn, "__name__", "") == "_checkout" for fn in db.engine.pool.dispatch.checkout
-        ), "ping_idle_connections is not installed on the app's engine"
+        assert any(getattr(fn, "__name__", "") == "_checkout" for fn in db.engine.pool.dispatch.checkout), (
+            "ping_idle_connections is not installed on the app's engine"
+        )
 
 
 def test_a_pinged_connection_starts_its_own_transaction(services):

@@ -25,7 +25,9 @@ def test_a_token_seen_before_the_form_login_is_replaced(app):
     make_student(app)
     browser = app.test_client()
     before = _csrf(browser)  # e.g. planted by an attacker who knows the login page's token
-    response = browser.post("/login", data={"csrf_token": before, "email": "pupil@school.org", "password": "learning123"})
+    response = browser.post(
+        "/login", data={"csrf_token": before, "email": "pupil@school.org", "password": "learning123"}
+    )
     assert response.status_code == 302
     after = _csrf(browser, "/sessions")
     assert after != before

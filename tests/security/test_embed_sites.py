@@ -35,7 +35,11 @@ def _rows(app):
 
 
 def test_the_same_sub_from_two_sites_is_two_students(app, client, sites):  # noqa: ARG001
-    for secret, kid, name in ((PORTAL, "portal", "Ada"), (LMS, "lms", "Bea"), (TEST_CONFIG["EMBED_SECRET"], None, "Cy")):
+    for secret, kid, name in (
+        (PORTAL, "portal", "Ada"),
+        (LMS, "lms", "Bea"),
+        (TEST_CONFIG["EMBED_SECRET"], None, "Cy"),
+    ):
         token = make_token(secret, "42", name, kid=kid)
         assert app.test_client().get(f"/embed?token={token}").status_code == 200, kid
     assert _rows(app) == [("default", "42", "Cy"), ("lms", "42", "Bea"), ("portal", "42", "Ada")]

@@ -55,7 +55,9 @@ def test_a_remember_cookie_saved_before_logout_is_dead_after_it(app):
 
 def test_a_new_password_ends_every_login(app, runner):
     student = make_student(app)
-    result = runner.invoke(args=["users", "set-password", "--email", "pupil@school.org", "--password", "new-learning-42"])
+    result = runner.invoke(
+        args=["users", "set-password", "--email", "pupil@school.org", "--password", "new-learning-42"]
+    )
     assert result.exit_code == 0, result.output
     assert student.get("/api/v1/sessions").status_code == 401
     fresh = app.test_client()

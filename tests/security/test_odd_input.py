@@ -4,12 +4,11 @@ and a login never redirects off-site."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import jwt
 import pytest
-
-import re
 
 from tests.conftest import TEST_CONFIG, make_student
 

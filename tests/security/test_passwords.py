@@ -20,5 +20,7 @@ def test_reasonable_passwords_of_any_shape_are_accepted(client, password):
 
 
 def test_the_cli_applies_the_same_policy(runner):
-    result = runner.invoke(args=["users", "create", "--email", "t@school.org", "--password", "12345678", "--role", "admin"])
+    result = runner.invoke(
+        args=["users", "create", "--email", "t@school.org", "--password", "12345678", "--role", "admin"]
+    )
     assert result.exit_code != 0 and "too easy to guess" in result.output

@@ -46,7 +46,10 @@ def test_duplicate_email_in_other_case_is_refused(runner, app_ctx):
 def test_bad_input_is_explained(runner, app_ctx):
     assert "at least 8" in runner.invoke(args=["users", "create", "--email", "a@b.org", "--password", "short"]).output
     assert (
-        "not an e-mail" in runner.invoke(args=["users", "create", "--email", "nope", "--password", "learning-4567"]).output
+        "not an e-mail"
+        in runner.invoke(args=["users", "create", "--email", "nope", "--password", "learning-4567"]).output
     )
-    bad_role = runner.invoke(args=["users", "create", "--email", "a@b.org", "--password", "learning-4567", "--role", "root"])
+    bad_role = runner.invoke(
+        args=["users", "create", "--email", "a@b.org", "--password", "learning-4567", "--role", "root"]
+    )
     assert bad_role.exit_code != 0

@@ -7,15 +7,14 @@ stream of text chunks. It reports token counts on a :class:`Usage` it is handed,
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 ChatMessage = dict[str, str]
 
-
-import math
-import re
 
 #: What a failure means for the student, by ``ProviderError.kind``. The operator's detail (the
 #: exception's message) goes to the log and to the RQ job, never to the student.

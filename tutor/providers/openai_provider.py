@@ -60,7 +60,9 @@ def _client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, *, base_url: str | None, api_key: str, model: str, timeout: float, max_tokens: int = 800) -> None:
+    def __init__(
+        self, *, base_url: str | None, api_key: str, model: str, timeout: float, max_tokens: int = 800
+    ) -> None:
         self.model = model
         self.max_tokens = max_tokens
         self.client = _client(base_url, api_key, timeout)
