@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_user
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 from werkzeug.exceptions import HTTPException
@@ -19,7 +19,7 @@ from foundation.extensions import db, redis_ext
 from foundation.queue import enqueue
 
 from . import streams
-from .auth import csrf_ok, csrf_token, end_all_logins
+from .auth import csrf_ok, csrf_token, log_out
 from .curriculum import get_curriculum, match_topics, subjects_payload
 from .models import Message, SessionTopic, TutoringSession
 from .relay import relay_for
@@ -234,10 +234,7 @@ def register():
 
 @bp.post("/auth/logout")
 def logout():
-    if current_user.is_authenticated:
-        end_all_logins(current_user)  # every device, and any copy of the cookies
-        db.session.commit()
-    logout_user()
+    log_out()
     return jsonify(status="logged_out")
 
 

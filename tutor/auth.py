@@ -58,6 +58,16 @@ def end_all_logins(user: User) -> None:
     db.session.execute(text("UPDATE users SET login_version = login_version + 1 WHERE id = :id"), {"id": user.id})
 
 
+def log_out() -> None:
+    """Log the current user out of this browser and, with it, of every device and copied cookie."""
+    from flask_login import logout_user
+
+    if current_user.is_authenticated:
+        end_all_logins(current_user)
+        db.session.commit()
+    logout_user()
+
+
 @login_manager.request_loader
 def load_user_from_bearer(req) -> User | None:
     """``Authorization: Bearer <embed token>``: the API without a cookie (and without CSRF)."""
@@ -145,33 +155,9 @@ def _new_csrf_token(sender, user, **extra) -> None:  # noqa: ARG001 - Flask-Logi
     session["csrf_token"] = secrets.token_urlsafe(32)
 
 
-_BACK_LINKS = (
-    b'<nav style="padding:6px 12px;background:#1f2937;font:14px sans-serif">'
-    b'<a style="color:#fff;margin-right:16px" href="/admin/analytics/">&larr; AI Tutor analytics</a>'
-    b'<a style="color:#fff" href="/admin/schedule">Scheduled jobs</a></nav>'
-)
-
-
-def _rq_dashboard_back_links(response):  # type: ignore[no-untyped-def]
-    """rq-dashboard's pages have no way back to the app: add a bar at the top of its HTML."""
-    if (
-        request.path.startswith("/admin/rq/")
-        and response.mimetype == "text/html"
-        and response.status_code == 200
-        and not response.direct_passthrough
-    ):
-        body = response.get_data()
-        at = body.find(b"<body")
-        end = body.find(b">", at) + 1 if at >= 0 else 0
-        if end:
-            response.set_data(body[:end] + _BACK_LINKS + body[end:])
-    return response
-
-
 def init_app(app: Flask) -> None:
     from flask_login import user_logged_in
 
-    app.after_request(_rq_dashboard_back_links)
     login_manager.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
     user_logged_in.connect(_new_csrf_token, app)

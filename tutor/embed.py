@@ -11,8 +11,12 @@ live at most an hour (a page load's worth; ten minutes is plenty).
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 import jwt
 
@@ -45,18 +49,22 @@ def make_token(
     return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid} if kid else None)
 
 
-def site_keys(config: dict) -> dict[str, str]:
+def site_keys(config: Mapping[str, Any]) -> Mapping[str, str]:
     """Every host site's key, the ``default`` one (EMBED_SECRET) included when set."""
-    keys = parse_embed_sites(config.get("EMBED_SITES", "") or "")
-    if config.get("EMBED_SECRET"):
-        keys[DEFAULT_SITE] = config["EMBED_SECRET"]
-    return keys
+    return _site_keys(config.get("EMBED_SITES") or "", config.get("EMBED_SECRET") or "")
 
 
-def verify_token(keys: dict[str, str] | str, token: str) -> EmbedClaims:
-    """The claims of a valid token; ``keys`` maps site ids to secrets (a bare secret: ``default``)."""
-    if isinstance(keys, str):
-        keys = {DEFAULT_SITE: keys} if keys else {}
+@functools.lru_cache(maxsize=8)
+def _site_keys(sites: str, secret: str) -> Mapping[str, str]:
+    # Parsed once per setting value, not on every embed request.
+    keys = parse_embed_sites(sites)
+    if secret:
+        keys[DEFAULT_SITE] = secret
+    return MappingProxyType(keys)
+
+
+def verify_token(keys: Mapping[str, str], token: str) -> EmbedClaims:
+    """The claims of a valid token; ``keys`` maps site ids to secrets (:func:`site_keys`)."""
     if not keys:
         raise EmbedTokenError("embedding is not enabled on this server (EMBED_SECRET / EMBED_SITES are not set)")
     try:

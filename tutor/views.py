@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 
 from foundation.errors import json_error, wants_json
 from foundation.extensions import db
 
 from . import bp
-from .auth import csrf_ok, end_all_logins, role_required, safe_next, user_for_embed
+from .auth import csrf_ok, log_out, role_required, safe_next, user_for_embed
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, site_keys, verify_token
 from .models import TutoringSession
@@ -79,10 +79,7 @@ def register():
 
 @bp.post("/logout")
 def logout():
-    if current_user.is_authenticated:
-        end_all_logins(current_user)  # every device, and any copy of the cookies
-        db.session.commit()
-    logout_user()
+    log_out()
     return redirect(url_for("tutor.login"))
 
 
@@ -155,6 +152,30 @@ def schedule():
     for row in rows:
         row["next_local"] = row["next_run"].astimezone(ZoneInfo(tz))
     return render_template("schedule.html", rows=rows, tz=tz)
+
+
+_BACK_LINKS = (
+    b'<nav style="padding:6px 12px;background:#1f2937;font:14px sans-serif">'
+    b'<a style="color:#fff;margin-right:16px" href="/admin/analytics/">&larr; AI Tutor analytics</a>'
+    b'<a style="color:#fff" href="/admin/schedule">Scheduled jobs</a></nav>'
+)
+
+
+@bp.after_app_request
+def _rq_dashboard_back_links(response):  # type: ignore[no-untyped-def]
+    """rq-dashboard's pages have no way back to the app: add a bar at the top of its HTML."""
+    if (
+        request.path.startswith("/admin/rq/")
+        and response.mimetype == "text/html"
+        and response.status_code == 200
+        and not response.direct_passthrough
+    ):
+        body = response.get_data()
+        at = body.find(b"<body")
+        end = body.find(b">", at) + 1 if at >= 0 else 0
+        if end:
+            response.set_data(body[:end] + _BACK_LINKS + body[end:])
+    return response
 
 
 @bp.app_errorhandler(404)
