@@ -69,16 +69,17 @@ def _generate(reply_id: int, attempt: int) -> str:
 
     reply = db.session.get(Message, reply_id)
     assert reply is not None
-    session = db.session.get(TutoringSession, reply.session_id)
-    assert session is not None
-    grade_level = db.session.scalar(select(User.grade_level).where(User.id == session.student_id))
+    subject, grade_level = db.session.execute(
+        select(TutoringSession.subject, User.grade_level)
+        .join(User, User.id == TutoringSession.student_id)
+        .where(TutoringSession.id == reply.session_id)
+    ).one()
     history = db.session.execute(
         select(Message.role, Message.content)
         .where(Message.session_id == reply.session_id, Message.id < reply_id, Message.status == "done")
         .order_by(Message.id)
     ).all()
     asked_at = reply.created_at
-    subject = session.subject
     turns = [(r.role, r.content) for r in history]
     student_messages = [r.content for r in history if r.role == "student"]
     config = current_app.config
@@ -122,7 +123,7 @@ def _generate(reply_id: int, attempt: int) -> str:
         completion_tokens = estimate_tokens("".join(result.parts))
     now = datetime.now(UTC)
     # What the student waited: from the question to the last word, queue and retries included.
-    latency_ms = max(0, int((now - asked_at).total_seconds() * 1000)) if asked_at else result.generation_ms
+    latency_ms = max(0, int((now - asked_at).total_seconds() * 1000))
     revealed = reveals_answer(student_messages, content)
     saved = db.session.execute(
         text(
