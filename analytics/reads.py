@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_RANGE",
     "KPI_SPECS",
     "MAX_RANGE_DAYS",
+    "MODEL_COLUMNS",
     "RANGES",
     "STUDENT_COLUMNS",
     "WEEKDAYS",
@@ -98,8 +99,15 @@ SUMS = (
     "answer_checked_count",
     "latency_count",
     "latency_sum_ms",
+    "replies_cut_short",
+    "generation_count",
+    "generation_sum_ms",
+    "prompt_tokens",
+    "completion_tokens",
 )
 _S = {name: i for i, name in enumerate(SUMS)}
+#: Additive columns of ``rollup_models`` (per day × subject × grade × model).
+MODEL_SUMS = ("replies", "prompt_tokens", "completion_tokens", "tokens_estimated")
 
 #: Columns of ``View.daily`` (and of the daily CSV export).
 DAILY_COLUMNS = (
@@ -116,8 +124,15 @@ DAILY_COLUMNS = (
     "answer_revealed_share",
     "latency_p50_ms",
     "latency_p95_ms",
+    "latency_mean_ms",
+    "generation_mean_ms",
+    "cut_short_replies",
+    "prompt_tokens",
+    "completion_tokens",
     "live",
 )
+#: Columns of ``View.models`` (one row per day and model with finished replies).
+MODEL_COLUMNS = ("date", "model", *MODEL_SUMS)
 
 
 # ------------------------------------------------------------------------------------ ranges
@@ -368,6 +383,11 @@ class _Day:
     h_subject: np.ndarray
     h_grade: np.ndarray
     h_sessions: np.ndarray
+    # rollup_models
+    mo_model: np.ndarray
+    mo_subject: np.ndarray
+    mo_grade: np.ndarray
+    mo_sums: np.ndarray  # (rows, len(MODEL_SUMS)) int64
 
 
 _I32, _I16 = np.int32, np.int16
@@ -385,6 +405,7 @@ class DayStore:
         self.max_days = max_days
         self.subjects = _Codes()
         self.topics = _Codes()
+        self.models = _Codes()
         self._days: OrderedDict[date, _Day] = OrderedDict()
         self.memo: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
         self.lock = threading.Lock()
@@ -495,6 +516,12 @@ class DayStore:
             params,
             {"date": str, "subject": str, "sessions": str},
         )
+        models = _copy_frame(
+            cur,
+            f"SELECT {key}, model, {', '.join(MODEL_SUMS)} FROM rollup_models WHERE {where}",
+            params,
+            {"date": str, "subject": str, "model": str} | dict.fromkeys(MODEL_SUMS, np.int64),
+        )
         index = {day.isoformat(): i for i, day in enumerate(days)}
 
         def rows(frame: pd.DataFrame, arrays: Sequence[str] = ()) -> dict[str, Any]:
@@ -525,6 +552,9 @@ class DayStore:
             "rollup_students": rows(students, ["student_ids", "sessions", "rating_sums", "rating_counts"]),
             "rollup_topics": t_rows,
             "rollup_hours": h_rows,
+            "rollup_models": rows(models)
+            | {"model": models["model"].to_numpy(object)}
+            | {name: models[name].to_numpy(np.int64) for name in MODEL_SUMS},
         }
         return {day: replace(_day_from_rollups(out, i, self), version=versions.get(day)) for i, day in enumerate(days)}
 
@@ -601,6 +631,9 @@ def _day_from_rollups(out: dict[str, Any], i: int, store: DayStore) -> _Day:
     s_subject, s_grade = key(students, s_owner)
     t_subject, t_grade = key(topics, t_owner)
     h_subject, h_grade = key(hours, h_owner)
+    models = out["rollup_models"]
+    mo_at = np.flatnonzero(np.asarray(models["day"]) == i)
+    mo_subject, mo_grade = key(models, mo_at)
     return _Day(
         version=None,
         d_subject=d_subject,
@@ -624,6 +657,12 @@ def _day_from_rollups(out: dict[str, Any], i: int, store: DayStore) -> _Day:
         h_subject=h_subject,
         h_grade=h_grade,
         h_sessions=per_hour[h_row, h_hour].astype(_I32),
+        mo_model=store.models.encode(np.asarray(models["model"], dtype=object)[mo_at]),
+        mo_subject=mo_subject,
+        mo_grade=mo_grade,
+        mo_sums=np.column_stack([np.asarray(models[name])[mo_at] for name in MODEL_SUMS])
+        .astype(np.int64)
+        .reshape(len(mo_at), len(MODEL_SUMS)),
     )
 
 
@@ -728,6 +767,7 @@ class View:
     subjects: pd.DataFrame  # subject, sessions, active_students
     grades: pd.DataFrame  # grade_level, sessions, active_students
     live_days: list[date] = field(default_factory=list)
+    models: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(MODEL_COLUMNS)))  # per day × model
 
     @property
     def total_sessions(self) -> int:
@@ -747,6 +787,7 @@ class _Range:
     topics: pd.DataFrame | None = None  # topic, sessions
     hours: np.ndarray | None = None  # 168 slots
     live_days: list[date] = field(default_factory=list)
+    models: pd.DataFrame | None = None  # MODEL_COLUMNS
 
 
 _STUDENT_FIELDS = ("day", "student_id", "subject", "grade_level", "sessions", "rating_sum", "ratings")
@@ -786,6 +827,7 @@ class _Past:
     breakdown: tuple[np.ndarray, np.ndarray, np.ndarray]  # subject code, grade, sessions
     topic_counts: np.ndarray  # sessions per topic code
     hours: np.ndarray  # 168 slots
+    models: np.ndarray  # (rows, 2 + len(MODEL_SUMS)): day index, model code, MODEL_SUMS
 
 
 def _past_part(cur: Any, f: Filters, first: date, last: date, store: DayStore) -> _Past:
@@ -819,7 +861,11 @@ def _aggregate_days(f: Filters, days: list[date], stored: list[_Day], store: Day
     per_day = np.zeros(len(days), np.int64)
     b_subject, b_grade, b_sessions, t_topic, t_sessions = [], [], [], [], []
     hours = np.zeros(7 * 24, np.int64)
+    model_rows = []
     for i, d in enumerate(stored):
+        mo_keep = mask(d.mo_subject, d.mo_grade)
+        (mo_model,), mo_sums = _group_sum([d.mo_model[mo_keep].astype(np.int64)], d.mo_sums[mo_keep])
+        model_rows.append(np.column_stack([np.full(len(mo_model), i), mo_model, mo_sums]).astype(np.int64))
         keep = mask(d.d_subject, d.d_grade)
         rows = d.d_sums[keep]
         sums[i] = rows.sum(axis=0)
@@ -858,7 +904,8 @@ def _aggregate_days(f: Filters, days: list[date], stored: list[_Day], store: Day
         if len(topics_all)
         else np.zeros(0, np.int64)
     )
-    return _Past(sums, hists, per_day, students, (bs, bg, bsum[:, 0]), topic_counts, hours)
+    models = np.concatenate(model_rows) if model_rows else np.zeros((0, 2 + len(MODEL_SUMS)), np.int64)
+    return _Past(sums, hists, per_day, students, (bs, bg, bsum[:, 0]), topic_counts, hours, models)
 
 
 def _load_range(
@@ -875,6 +922,7 @@ def _load_range(
     b_sessions: list[np.ndarray] = []
     topic_counts = np.zeros(0, np.int64)
     hours = np.zeros(7 * 24, np.int64)
+    model_parts: list[np.ndarray] = []
     split = _split(f.start, f.end, rolled, today)
     parts = []
     if split.past:
@@ -899,6 +947,7 @@ def _load_range(
             part.topic_counts, (0, width - len(part.topic_counts))
         )
         hours = hours + part.hours
+        model_parts.append(part.models + np.array([i] + [0] * (part.models.shape[1] - 1), np.int64))
 
     result = _Range(days, sums, hists, _join_students(student_parts), per_day, live_days=live_days)
     if full:
@@ -912,6 +961,12 @@ def _load_range(
             {"topic": [store.topics.names[t] for t in nonzero.tolist()], "sessions": topic_counts[nonzero]}
         )
         result.hours = hours
+        rows = np.concatenate(model_parts) if model_parts else np.zeros((0, 2 + len(MODEL_SUMS)), np.int64)
+        result.models = pd.DataFrame(
+            {"date": [days[int(i)] for i in rows[:, 0]], "model": [store.models.names[c] for c in rows[:, 1]]}
+            | {name: rows[:, 2 + j] for j, name in enumerate(MODEL_SUMS)},
+            columns=list(MODEL_COLUMNS),
+        ).sort_values(["date", "model"], ignore_index=True)
     return result
 
 
@@ -1014,6 +1069,11 @@ def _daily_table(r: _Range) -> pd.DataFrame:
             "answer_revealed_share": _share(col["answer_revealed_count"], col["answer_checked_count"], 100),
             "latency_p50_ms": quantiles[:, 0],
             "latency_p95_ms": quantiles[:, 1],
+            "latency_mean_ms": _share(col["latency_sum_ms"], col["latency_count"]),
+            "generation_mean_ms": _share(col["generation_sum_ms"], col["generation_count"]),
+            "cut_short_replies": col["replies_cut_short"],
+            "prompt_tokens": col["prompt_tokens"],
+            "completion_tokens": col["completion_tokens"],
             "live": [d in live for d in r.days],
         },
         columns=list(DAILY_COLUMNS),
@@ -1061,7 +1121,8 @@ def load_view(f: Filters, today: date | None = None, tz: ZoneInfo | None = None,
         }
     ).sort_values(["sessions", "subject"], ascending=[False, True], ignore_index=True)
     grades = _breakdown(b_grade, b_sessions, st["grade_level"], st["student_id"]).rename(columns={"key": "grade_level"})
-    return View(f, today, rolled, _daily_table(current), kpis, topics, heatmap, subjects, grades, current.live_days)
+    daily = _daily_table(current)
+    return View(f, today, rolled, daily, kpis, topics, heatmap, subjects, grades, current.live_days, current.models)
 
 
 # ------------------------------------------------------------------------------------ lists and students

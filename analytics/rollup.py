@@ -65,6 +65,12 @@ _ROLLUP_COLUMNS: dict[str, dict[str, str]] = {
         "duration_count": "int4", "rating_sum": "int4", "rating_count": "int4", "student_messages": "int4",
         "tutor_replies_done": "int4", "tutor_replies_failed": "int4", "answer_revealed_count": "int4",
         "answer_checked_count": "int4", "latency_count": "int4", "latency_sum_ms": "int8", "latency_hist": "int4[]",
+        "replies_cut_short": "int4", "generation_count": "int4", "generation_sum_ms": "int8", "prompt_tokens": "int8",
+        "completion_tokens": "int8",
+    },
+    "rollup_models": {
+        "date": "date", "subject": "text", "grade_level": "int2", "model": "text", "replies": "int4",
+        "prompt_tokens": "int8", "completion_tokens": "int8", "tokens_estimated": "int4",
     },
     "rollup_students": {
         "date": "date", "subject": "text", "grade_level": "int2", "student_ids": "int4[]", "sessions": "int4[]",
@@ -261,12 +267,17 @@ _TOPICS_SQL = """
     FROM sessions s JOIN session_topics t ON t.session_id = s.id
     WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
 """
-# kind: 0 student message, 1 finished reply, 2 failed reply; revealed: -1 unknown, 0 no, 1 yes
+# code = kind + 4 * (revealed + 1) + 16 * cut_short + 32 * tokens_estimated + 64 * model, where
+# kind is 0 student message, 1 finished reply, 2 failed reply; revealed -1 unknown, 0 no, 1 yes;
+# model the position of the reply's model (else provider) in %(models)s, 0 for none. Tokens and
+# times are -1 where NULL.
 _MESSAGES_SQL = """
     SELECT m.session_id, {created_at}
-           ((CASE WHEN m.role = 'student' THEN 0 WHEN m.status = 'done' THEN 1 ELSE 2 END) * 4
-            + COALESCE(m.answer_revealed::int, -1) + 1)::int4,
-           COALESCE(m.latency_ms, -1)::int4
+           ((CASE WHEN m.role = 'student' THEN 0 WHEN m.status = 'done' THEN 1 ELSE 2 END)
+            + 4 * (COALESCE(m.answer_revealed::int, -1) + 1) + 16 * m.cut_short::int + 32 * m.tokens_estimated::int
+            + 64 * COALESCE(array_position(%(models)s::text[], COALESCE(m.model, m.provider, 'unknown')::text), 0))::int4,
+           COALESCE(m.latency_ms, -1)::int4, COALESCE(m.generation_ms, -1)::int4,
+           COALESCE(m.prompt_tokens, -1)::int4, COALESCE(m.completion_tokens, -1)::int4
     FROM messages m
     WHERE m.created_at >= %(start)s AND m.created_at < %(end)s
       AND (m.role = 'student' OR m.status IN ('done', 'failed'))
@@ -280,6 +291,11 @@ _NEW_SUBJECTS_SQL = """
 _NEW_TOPICS_SQL = """
     SELECT DISTINCT t.topic::text FROM sessions s JOIN session_topics t ON t.session_id = s.id
     WHERE s.created_at >= %(start)s AND s.created_at < %(end)s AND t.topic::text <> ALL(%(topics)s::text[])
+"""
+_NEW_MODELS_SQL = """
+    SELECT DISTINCT COALESCE(m.model, m.provider, 'unknown')::text FROM messages m
+    WHERE m.created_at >= %(start)s AND m.created_at < %(end)s AND m.role = 'tutor' AND m.status = 'done'
+      AND COALESCE(m.model, m.provider, 'unknown')::text <> ALL(%(models)s::text[])
 """
 _OTHER_SESSIONS_SQL = f"""
     SELECT s.id::text, s.subject::text, COALESCE(u.grade_level, {UNKNOWN_GRADE})
@@ -310,7 +326,7 @@ class _Names:
         return np.array([None, *self.names], dtype=object)
 
 
-_SUBJECTS, _TOPICS = _Names(), _Names()
+_SUBJECTS, _TOPICS, _MODELS = _Names(), _Names(), _Names()
 
 
 def _learn_curriculum() -> None:
@@ -411,8 +427,11 @@ class _Source:
     sessions: dict[str, np.ndarray]  # day, hour, s, g, student_id, duration (-1: none), rating (-1: none)
     topics: dict[str, np.ndarray]  # day, s, g, topic (code into topic_names)
     topic_names: np.ndarray
-    # day, s, g, kind (0 student, 1 done, 2 failed), revealed (-1/0/1), latency_ms (-1: none)
+    # day, s, g, kind (0 student, 1 done, 2 failed), revealed (-1/0/1), cut_short (0/1),
+    # tokens_estimated (0/1), model (code into model_names), and latency_ms, generation_ms,
+    # prompt_tokens, completion_tokens (-1: none)
     messages: dict[str, np.ndarray]
+    model_names: np.ndarray
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -447,12 +466,21 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
 
     def read_messages(side: Any) -> dict[str, np.ndarray]:
         fields = [("session_id", _UUID)] + ([] if one_exact_day else [("created_at", _TS)])
-        return _copy_binary(
-            side,
-            _MESSAGES_SQL.format(created_at="" if one_exact_day else "m.created_at,"),
-            params,
-            fields + [("code", _I4), ("latency_ms", _I4)],
-        )
+        for _ in range(3):  # a model first seen: learn its name and read again
+            m = _copy_binary(
+                side,
+                _MESSAGES_SQL.format(created_at="" if one_exact_day else "m.created_at,"),
+                params | {"models": _MODELS.names},
+                fields
+                + [("code", _I4), ("latency_ms", _I4), ("generation_ms", _I4)]
+                + [("prompt_tokens", _I4), ("completion_tokens", _I4)],
+            )
+            code = m["code"]
+            if not ((code % 4 == 1) & (code // 64 == 0)).any():  # every finished reply has its model's code
+                return m
+            side.execute(_NEW_MODELS_SQL, params | {"models": _MODELS.names})
+            _MODELS.learn(sorted(row[0] for row in side.fetchall()))
+        raise RuntimeError("models keep changing while the rollup reads them")
 
     def read_topics(side: Any) -> dict[str, np.ndarray]:
         return _copy_binary(side, _TOPICS_SQL, params | {"topics": _TOPICS.names}, [("id", _UUID), ("topic", _I4)])
@@ -542,10 +570,17 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
             "day": m_day[m_keep],
             "s": s_codes[cut[2] :],
             "g": g_codes[cut[2] :],
-            "kind": code // 4,
-            "revealed": code % 4 - 1,
-            "latency_ms": m["latency_ms"][m_keep].astype(np.int64),
+            "kind": code % 4,
+            "revealed": code // 4 % 4 - 1,
+            "cut_short": code // 16 % 2,
+            "tokens_estimated": code // 32 % 2,
+            "model": code // 64,
+        }
+        | {
+            name: m[name][m_keep].astype(np.int64)
+            for name in ("latency_ms", "generation_ms", "prompt_tokens", "completion_tokens")
         },
+        model_names=_MODELS.array(),
     )
 
 
@@ -618,6 +653,10 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, Any]:
     tutor = kind > 0
     done, failed = kind == 1, kind == 2
     timed = done & (latency >= 0)
+    generation = m["generation_ms"]
+    generated = done & (generation >= 0)
+    prompt_tokens = np.where(done, np.maximum(m["prompt_tokens"], 0), 0)
+    completion_tokens = np.where(done, np.maximum(m["completion_tokens"], 0), 0)
     figures |= {
         "student_messages": count(m_key, kind == 0),
         "tutor_replies_done": count(m_key, done),
@@ -626,6 +665,11 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, Any]:
         "answer_checked_count": count(m_key, tutor & (revealed >= 0)),
         "latency_count": count(m_key, timed),
         "latency_sum_ms": count(m_key, np.where(timed, latency, 0)),
+        "replies_cut_short": count(m_key, done & (m["cut_short"] == 1)),
+        "generation_count": count(m_key, generated),
+        "generation_sum_ms": count(m_key, np.where(generated, generation, 0)),
+        "prompt_tokens": count(m_key, prompt_tokens),
+        "completion_tokens": count(m_key, completion_tokens),
     }
     table = np.column_stack(list(figures.values()))  # key -> figures
     present = np.flatnonzero(table.any(axis=1))
@@ -639,6 +683,22 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, Any]:
     for i, name in enumerate(figures):
         rollup_daily[name] = table[present, i]
     rollup_daily["latency_hist"] = list(hist)
+
+    # models: finished replies and tokens per day × subject × grade × model
+    n_models = len(src.model_names)
+    model_key = m_key[done] * n_models + m["model"][done]
+    model_present = np.unique(model_key)
+    at = np.searchsorted(model_present, model_key)
+
+    def per_model(weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(at, weights, minlength=len(model_present)).astype(np.int64)
+
+    models = keys.rows(model_present // n_models)
+    models["model"] = src.model_names[model_present % n_models]
+    models["replies"] = per_model()
+    models["prompt_tokens"] = per_model(prompt_tokens[done])
+    models["completion_tokens"] = per_model(completion_tokens[done])
+    models["tokens_estimated"] = per_model(m["tokens_estimated"][done])
 
     # daily_stats: the day's totals of the same figures, plus what does not add up
     per_day = table.reshape(n_days, -1, table.shape[1]).sum(axis=1)
@@ -714,6 +774,7 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, Any]:
         "rollup_students": students,
         "rollup_topics": topics,
         "rollup_hours": hours,
+        "rollup_models": models,
     }
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "UNKNOWN_GRADE",
     "RollupDaily",
     "RollupHours",
+    "RollupModels",
     "RollupStudents",
     "RollupTopics",
     "latency_bucket",
@@ -70,7 +71,7 @@ LATENCY_EDGES_MS.setflags(write=False)
 #: Buckets per histogram: one below the first edge, one per pair of edges, one from the last edge up.
 LATENCY_BUCKETS = len(LATENCY_EDGES_MS) + 1
 
-ROLLUP_TABLES = ("rollup_daily", "rollup_students", "rollup_topics", "rollup_hours")
+ROLLUP_TABLES = ("rollup_daily", "rollup_students", "rollup_topics", "rollup_hours", "rollup_models")
 
 
 def _grade() -> Mapped[int]:
@@ -79,6 +80,10 @@ def _grade() -> Mapped[int]:
 
 def _count() -> Mapped[int]:
     return mapped_column(Integer, nullable=False, server_default="0")
+
+
+def _big() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, server_default="0")
 
 
 # Per-session metrics (written when a session ends) and the per-day summary the nightly job
@@ -138,6 +143,13 @@ class RollupDaily(db.Model):
     latency_hist: Mapped[list[int]] = mapped_column(
         ARRAY(Integer), nullable=False, server_default=text("'{}'::integer[]")
     )
+    # finished replies cut at AI_MAX_TOKENS; the model's own time (generation_ms) beside the
+    # student's wait (latency); tokens as the server counted them or, where it sent none, estimated
+    replies_cut_short: Mapped[int] = _count()
+    generation_count: Mapped[int] = _count()
+    generation_sum_ms: Mapped[int] = _big()
+    prompt_tokens: Mapped[int] = _big()
+    completion_tokens: Mapped[int] = _big()
 
 
 class RollupStudents(db.Model):
@@ -160,6 +172,23 @@ class RollupStudents(db.Model):
     duration_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
     rating_sums: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
     rating_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+
+
+class RollupModels(db.Model):
+    """Finished replies and their tokens per local day × subject × grade × model (the message's
+    ``model``, else its ``provider``, else "unknown"): the dashboard prices them with ``AI_PRICES``.
+    ``tokens_estimated`` counts the replies whose server sent no usage (tokens estimated)."""
+
+    __tablename__ = "rollup_models"
+
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grade_level: Mapped[int] = _grade()
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    replies: Mapped[int] = _count()
+    prompt_tokens: Mapped[int] = _big()
+    completion_tokens: Mapped[int] = _big()
+    tokens_estimated: Mapped[int] = _count()
 
 
 class RollupTopics(db.Model):

@@ -12,9 +12,10 @@ Then:
    rows/s (sessions + topic rows + messages read) are recorded.
 2. One day, side by side, for ``--days-measured`` recent full days, ``--repeat`` rounds: the
    single SQL statement (sessions, distinct students, durations, ratings, top-10 topics,
-   message counts, latency percentiles and failures for that local day, GROUP BY day) against
+   message counts, latency percentiles, failures, cut-short replies, mean generation time, and
+   replies and tokens per model for that local day, GROUP BY day) against
    ``rollup_chunk(day, day)``, which reads that day's rows (binary COPY), aggregates them with
-   numpy/pandas and writes ``daily_stats`` and the four rollup tables in one transaction. The order within a
+   numpy/pandas and writes ``daily_stats`` and the five rollup tables in one transaction. The order within a
    round alternates so load changes hit both alike. ``rewrite`` runs the rollup on a day that
    is already rolled up (the nightly recomputation of the day before); ``fresh`` deletes the
    day's rollup rows first, like the first rollup of yesterday. Both VACUUM the rollup tables
@@ -41,7 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ROLLUP_TABLES = ("rollup_daily", "rollup_students", "rollup_topics", "rollup_hours")
+ROLLUP_TABLES = ("rollup_daily", "rollup_students", "rollup_topics", "rollup_hours", "rollup_models")
 
 # The same daily_stats figures in one statement: what a plain SQL rollup of a day would run.
 BASELINE_SQL = """
@@ -66,11 +67,21 @@ WITH s AS (
                FILTER (WHERE role = 'tutor' AND status = 'done') AS ai_latency_p50_ms,
            percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
                FILTER (WHERE role = 'tutor' AND status = 'done') AS ai_latency_p95_ms,
-           count(*) FILTER (WHERE role = 'tutor' AND status = 'failed') AS ai_failures
+           count(*) FILTER (WHERE role = 'tutor' AND status = 'failed') AS ai_failures,
+           count(*) FILTER (WHERE role = 'tutor' AND status = 'done' AND cut_short) AS cut_short,
+           avg(generation_ms) FILTER (WHERE role = 'tutor' AND status = 'done') AS generation_mean_ms
     FROM messages WHERE created_at >= %(start)s AND created_at < %(end)s
     GROUP BY 1
+), per_model AS (
+    SELECT day, jsonb_object_agg(model, jsonb_build_array(replies, prompt_tokens, completion_tokens)) AS models
+    FROM (
+        SELECT (created_at AT TIME ZONE %(tz)s)::date AS day, COALESCE(model, provider, 'unknown') AS model,
+               count(*) AS replies, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens
+        FROM messages WHERE created_at >= %(start)s AND created_at < %(end)s AND role = 'tutor' AND status = 'done'
+        GROUP BY 1, 2
+    ) m GROUP BY day
 )
-SELECT * FROM ses FULL JOIN top USING (day) FULL JOIN msg USING (day)
+SELECT * FROM ses FULL JOIN top USING (day) FULL JOIN msg USING (day) FULL JOIN per_model USING (day)
 WHERE day = %(day)s
 """
 

@@ -8,12 +8,14 @@ to know which input fired take it as ``trigger`` (``dash.ctx.triggered_id`` in t
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import dash
 import pandas as pd
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
+from flask import current_app
 
 from analytics import reads as data
 
@@ -39,6 +41,7 @@ VIEW_OUTPUTS = [
     Output("topics-chart", "figure"),
     Output("satisfaction-chart", "figure"),
     Output("quality-chart", "figure"),
+    Output("usage-chart", "figure"),
     Output("subjects-chart", "figure"),
     Output("data-note", "children"),
 ]
@@ -59,6 +62,18 @@ def topic_names() -> dict[str, str]:
         for topic in subject.topics:
             names.setdefault(topic.id, topic.name)
     return names
+
+
+def prices() -> dict[str, tuple[float, float]]:
+    """``AI_PRICES`` as {model: (prompt, completion)} per million tokens."""
+    return _parsed_prices(current_app.config.get("AI_PRICES", ""))
+
+
+@lru_cache(maxsize=4)
+def _parsed_prices(raw: str) -> dict[str, tuple[float, float]]:
+    from foundation.config import parse_prices
+
+    return parse_prices(raw)
 
 
 def _filters(time_range, start, end, subjects, grades, today: date | None = None) -> data.Filters:
@@ -134,6 +149,7 @@ def update_view(
         figures.topics_figure(view.topics, selected=selected_topic, names=topic_names()),
         figures.satisfaction_figure(view.daily),
         figures.quality_figure(view.daily),
+        figures.usage_figure(view.models, view.daily["date"], prices()),
         figures.subjects_figure(view.subjects, view.grades, names),
         _note(view),
     )

@@ -271,21 +271,16 @@ def heatmap_figure(heatmap: pd.DataFrame) -> dict[str, Any]:
 
 
 def satisfaction_figure(daily: pd.DataFrame) -> dict[str, Any]:
-    """Average rating per day (1-5, line) over the number of ratings (bars, right axis)."""
+    """Average rating per day (1-5, top) above the number of ratings (bottom): two small
+    multiples with their own round ticks rather than two overlaid axes."""
     if _no_sessions(daily) or int(daily["ratings"].sum()) == 0:
         return empty_figure("No ratings in this range")
     x = _dates(daily["date"])
+    layout = _small_multiples(daily, ["Average rating (1-5)", "Ratings"])
+    layout["yaxis"] |= {"range": [1, 5.2], "rangemode": "normal", "dtick": 1}
+    layout["showlegend"] = False
     return {
         "data": [
-            {
-                "type": "bar",
-                "name": "Ratings",
-                "x": x,
-                "y": _ints(daily["ratings"]),
-                "yaxis": "y2",
-                "marker": {"color": PALE},
-                "hovertemplate": "%{y:,} ratings<extra></extra>",
-            },
             {
                 "type": "scatter",
                 "mode": "lines+markers",
@@ -297,82 +292,172 @@ def satisfaction_figure(daily: pd.DataFrame) -> dict[str, Any]:
                 "marker": {"size": 5},
                 "hovertemplate": "avg. <b>%{y:.2f}</b> / 5<extra></extra>",
             },
+            {
+                "type": "bar",
+                "name": "Ratings",
+                "x": x,
+                "y": _ints(daily["ratings"]),
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "marker": {"color": PALE},
+                "hovertemplate": "%{y:,} ratings<extra></extra>",
+            },
         ],
-        "layout": _layout(
-            xaxis={"type": "date", "tickformat": "%d %b", "range": _day_range(daily)},
-            yaxis={"title": {"text": "avg. rating"}, "range": [1, 5.1], "rangemode": None},
-            yaxis2=_axis(overlaying="y", side="right", showgrid=False, rangemode="tozero", title={"text": "ratings"}),
-            hovermode="x unified",
-            showlegend=True,
-            margin={"l": 48, "r": 48, "t": 36, "b": 36},
-        ),
+        "layout": layout,
     }
+
+
+def _panels(n: int, gap: float = 0.08) -> list[list[float]]:
+    """Vertical domains of ``n`` stacked panels of equal height, the first on top."""
+    height = (1 - gap * (n - 1)) / n
+    return [[round(1 - i * (height + gap) - height, 4), round(1 - i * (height + gap), 4)] for i in range(n)]
+
+
+def _panel_title(text: str, domain: list[float]) -> dict[str, Any]:
+    """A small left-aligned label above a panel (small multiples need no axis titles)."""
+    return {
+        "text": text,
+        "showarrow": False,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": domain[1],
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "font": {"size": 11, "color": MUTED},
+    }
+
+
+def _small_multiples(
+    daily: pd.DataFrame, titles: list[str], formats: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A layout of ``len(titles)`` stacked panels sharing the date axis, each with its own round
+    ticks (at most four, from zero, in the d3 ``formats``), labelled by ``titles``."""
+    formats = formats or ["~g"] * len(titles)
+    domains = _panels(len(titles))
+    axes: dict[str, Any] = {}
+    for i, domain in enumerate(domains, start=1):
+        suffix = "" if i == 1 else str(i)
+        last = i == len(domains)
+        axes[f"xaxis{suffix}"] = _axis(
+            type="date",
+            tickformat="%d %b",
+            anchor=f"y{suffix}",
+            range=_day_range(daily),
+            showticklabels=last,
+            **({} if i == 1 else {"matches": "x"}),
+        )
+        axes[f"yaxis{suffix}"] = _axis(domain=domain, rangemode="tozero", nticks=4, tickformat=formats[i - 1])
+    return _layout(
+        **axes,
+        annotations=[_panel_title(t, d) for t, d in zip(titles, domains, strict=True)],
+        hovermode="x unified",
+        showlegend=True,
+        legend={"orientation": "h", "y": 1.06, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+        margin={"l": 48, "r": 16, "t": 40, "b": 36},
+        **extra,
+    )
 
 
 def quality_figure(daily: pd.DataFrame) -> dict[str, Any]:
-    """AI quality per day: p50 / p95 reply latency (top), failed replies and answers given away (bottom)."""
+    """AI quality per day as three small multiples: what the student waited (p50 / p95) beside
+    the model's own generation time; failed and cut-short replies; answers given away."""
     if daily is None or not len(daily) or int(daily["tutor_replies"].sum()) == 0:
         return empty_figure("No tutor replies in this range")
     x = _dates(daily["date"])
-    seconds = {q: _num(daily[f"latency_{q}_ms"] / 1000, 2) for q in ("p50", "p95")}
+
+    def seconds(column: str) -> list[float | None]:
+        return _num(daily[column] / 1000, 2)
+
+    def line(name: str, y: list[Any], color: str, axis: str, hover: str, **extra: Any) -> dict[str, Any]:
+        return {"type": "scatter", "mode": "lines", "name": name, "x": x, "y": y, "xaxis": f"x{axis}",
+                "yaxis": f"y{axis}", "line": {"color": color, "width": 2} | extra, "hovertemplate": hover}  # fmt: skip
+
+    def bars(name: str, column: str, color: str, hover: str) -> dict[str, Any]:
+        return {"type": "bar", "name": name, "x": x, "y": _ints(daily[column]), "xaxis": "x2", "yaxis": "y2",
+                "marker": {"color": color}, "opacity": 0.8, "hovertemplate": hover}  # fmt: skip
+
     return {
         "data": [
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": "p50 latency",
-                "x": x,
-                "y": seconds["p50"],
-                "line": {"color": SECONDARY, "width": 2},
-                "hovertemplate": "p50 %{y:.1f} s<extra></extra>",
-            },
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": "p95 latency",
-                "x": x,
-                "y": seconds["p95"],
-                "line": {"color": PRIMARY, "width": 2},
-                "hovertemplate": "p95 %{y:.1f} s<extra></extra>",
-            },
-            {
-                "type": "bar",
-                "name": "Failed replies",
-                "x": x,
-                "y": _ints(daily["failed_replies"]),
-                "xaxis": "x2",
-                "yaxis": "y2",
-                "marker": {"color": DANGER},
-                "opacity": 0.75,
-                "hovertemplate": "%{y:,} failed<extra></extra>",
-            },
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "name": "Answer given away (% of checked replies)",
-                "x": x,
-                "y": _num(daily["answer_revealed_share"], 2),
-                "xaxis": "x2",
-                "yaxis": "y3",
-                "line": {"color": ACCENT, "width": 2, "dash": "dot"},
-                "marker": {"size": 4},
-                "hovertemplate": "%{y:.1f} % answers given away<extra></extra>",
-            },
+            line("p50 wait", seconds("latency_p50_ms"), SECONDARY, "", "p50 wait %{y:.1f} s<extra></extra>"),
+            line("p95 wait", seconds("latency_p95_ms"), PRIMARY, "", "p95 wait %{y:.1f} s<extra></extra>"),
+            line(
+                "Model's own time (mean)",
+                seconds("generation_mean_ms"),
+                MUTED,
+                "",
+                "model %{y:.1f} s<extra></extra>",
+                dash="dot",
+            ),  # fmt: skip
+            bars("Failed replies", "failed_replies", DANGER, "%{y:,} failed<extra></extra>"),
+            bars("Cut short (max tokens)", "cut_short_replies", ACCENT, "%{y:,} cut short<extra></extra>"),
+            line(
+                "Answer given away (% of checked replies)",
+                _num(daily["answer_revealed_share"], 2),
+                ACCENT,
+                "3",
+                "%{y:.1f} % given away<extra></extra>",
+            ),  # fmt: skip
         ],
-        "layout": _layout(
-            xaxis={"type": "date", "tickformat": "%d %b", "anchor": "y", "matches": "x2", "showticklabels": False},
-            xaxis2=_axis(type="date", tickformat="%d %b", anchor="y2", range=_day_range(daily)),
-            yaxis={"domain": [0.45, 1], "title": {"text": "latency (s)"}},
-            yaxis2=_axis(domain=[0, 0.33], rangemode="tozero", title={"text": "failed"}),
-            yaxis3=_axis(
-                overlaying="y2", side="right", rangemode="tozero", showgrid=False, title={"text": "% given away"}
-            ),
-            hovermode="x unified",
-            showlegend=True,
-            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
-            margin={"l": 48, "r": 48, "t": 52, "b": 36},
+        "layout": _small_multiples(
+            daily, ["Wait for a reply (s)", "Failed and cut-short replies", "Answers given away (%)"], barmode="group"
         ),
     }
+
+
+def _price(prices: dict[str, tuple[float, float]], model: str, prompt: Any, completion: Any) -> Any:
+    if model not in prices:
+        return None
+    per_prompt, per_completion = prices[model]
+    return (prompt * per_prompt + completion * per_completion) / 1_000_000
+
+
+def usage_figure(
+    models: pd.DataFrame, days: pd.Series | list[date], prices: dict[str, tuple[float, float]] | None = None
+) -> dict[str, Any]:
+    """Tokens per day by model (stacked) and, for models with a price in ``AI_PRICES``, their
+    cost per day. Each model's legend entry holds the range's totals."""
+    prices = prices or {}
+    if models is None or not len(models) or int(models["replies"].sum()) == 0:
+        return empty_figure("No finished tutor replies in this range")
+    daily = pd.DataFrame({"date": list(days)})
+    x = _dates(daily["date"])
+    priced = [m for m in sorted(models["model"].unique()) if m in prices]
+    titles = ["Tokens per day (prompt + completion)"] + (["Cost per day"] if priced else [])
+    data = []
+    palette = [PRIMARY, SECONDARY, ACCENT, DANGER, "#7c3aed", "#0284c7", MUTED]
+    for i, (model, rows) in enumerate(models.groupby("model", sort=True)):
+        per_day = rows.groupby("date")[["prompt_tokens", "completion_tokens", "replies", "tokens_estimated"]].sum()
+        per_day = per_day.reindex(daily["date"], fill_value=0)
+        tokens = per_day["prompt_tokens"] + per_day["completion_tokens"]
+        total = int(tokens.sum())
+        cost = _price(prices, model, per_day["prompt_tokens"], per_day["completion_tokens"])
+        label = f"{model} · {_compact(total)} tokens"
+        if cost is not None:
+            label += f" · {float(cost.sum()):,.2f}"
+        if per_day["tokens_estimated"].sum():
+            label += " (partly estimated)"
+        color = palette[i % len(palette)]
+        data.append(
+            {"type": "bar", "name": label, "legendgroup": model, "x": x, "y": _ints(tokens), "marker": {"color": color},
+             "customdata": _ints(per_day["replies"]),
+             "hovertemplate": f"{model}: %{{y:,}} tokens, %{{customdata:,}} replies<extra></extra>"}
+        )  # fmt: skip
+        if cost is not None:
+            data.append(
+                {"type": "bar", "name": label, "legendgroup": model, "showlegend": False, "x": x,
+                 "y": _num(cost, 4), "xaxis": "x2", "yaxis": "y2", "marker": {"color": color},
+                 "hovertemplate": f"{model}: %{{y:,.2f}}<extra></extra>"}
+            )  # fmt: skip
+    formats = ["~s", ",.2~f"][: len(titles)]
+    return {"data": data, "layout": _small_multiples(daily, titles, formats, barmode="stack")}
+
+
+def _compact(n: int) -> str:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.1f}{suffix}"
+    return f"{n:,}"
 
 
 def grade_name(grade: int) -> str:

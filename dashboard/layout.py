@@ -64,9 +64,17 @@ def serve_layout() -> html.Div:
                     _topics_card(),
                     _card("Satisfaction", "satisfaction-chart", "Average rating per day and number of ratings."),
                     _card(
+                        "Tokens and cost",
+                        "usage-chart",
+                        "Tokens per day by model; cost for the models priced in AI_PRICES.",
+                    ),
+                    _card(
                         "AI quality",
                         "quality-chart",
-                        "Reply latency (p50 / p95), failed replies and answers given away.",
+                        "What students waited for a reply (p50 / p95) beside the model's own time; failed and "
+                        "cut-short replies; answers given away.",
+                        wide=True,
+                        height="440px",
                     ),
                     _card(
                         "Subjects and grade levels", "subjects-chart", "Sessions; hover for active students.", wide=True
@@ -184,13 +192,13 @@ def _graph(graph_id: str, height: str | None = "300px") -> dcc.Loading:
     )
 
 
-def _card(title: str, graph_id: str, subtitle: str = "", wide: bool = False) -> html.Section:
+def _card(title: str, graph_id: str, subtitle: str = "", wide: bool = False, height: str | None = None) -> html.Section:
     return html.Section(
         className="card wide" if wide else "card",
         children=[
             html.H2(title),
             html.P(subtitle, className="card-subtitle") if subtitle else None,
-            _graph(graph_id, "320px" if wide else "300px"),
+            _graph(graph_id, height or ("320px" if wide else "300px")),
         ],
     )
 

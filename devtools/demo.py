@@ -48,6 +48,7 @@ BATCH_SESSIONS = 50_000
 COPY_CHUNK = 16 << 20
 PROVIDER = "builtin"
 MODEL = "builtin-tutor"
+MAX_TOKENS = 800  # AI_MAX_TOKENS's default: a reply that reaches it is cut short
 
 SUBJECTS: tuple[str, ...] = ("mathematics", "science", "english")
 SUBJECT_SHARE: tuple[float, ...] = (0.5, 0.3, 0.2)
@@ -784,9 +785,11 @@ def _batch(plan: _Plan, lo: int, hi: int, seed: int, batch_no: int, user_ids: np
     # AI replies
     failed = tutor & (rng.random(m) < FAILED_REPLY_SHARE)
     done_reply = tutor & ~failed
-    completion = np.clip(_lognormal(rng, 140, 0.55, m), 5, 1500).astype(np.int64)
+    completion = np.clip(_lognormal(rng, 140, 0.55, m), 5, MAX_TOKENS).astype(np.int64)
     prompt = 380 + 105 * pos + rng.integers(0, 60, m)
-    latency = (_lognormal(rng, 550, 0.35, m) + completion * _lognormal(rng, 6.5, 0.25, m)).astype(np.int64)
+    queued = _lognormal(rng, 550, 0.35, m)  # queue, history and the model's first token
+    generation = completion * _lognormal(rng, 6.5, 0.25, m)
+    latency = (queued + generation).astype(np.int64)
     failed_for = rng.integers(20_000, 90_000, m)  # three attempts with back-off
     reply_time = np.where(failed, failed_for, np.where(done_reply, latency, 0))
 
@@ -894,6 +897,8 @@ def _batch(plan: _Plan, lo: int, hi: int, seed: int, batch_no: int, user_ids: np
             _int_field(latency[m_ord], null=not_done),
             _int_field(prompt[m_ord], null=not_done),
             _int_field(completion[m_ord], null=not_done),
+            _int_field(generation[m_ord].astype(np.int64), null=not_done),
+            _pool(pools.booleans, (done_reply & (completion == MAX_TOKENS))[m_ord].astype(np.int8)),
             _bytes_field(np.where(tutor, PROVIDER.encode(), b"")),
             _bytes_field(np.where(tutor, MODEL.encode(), b"")),
             _int_field(np.where(failed, 3, np.where(tutor, 1, 0))),
@@ -912,7 +917,7 @@ SESSION_COLUMNS = "id, student_id, subject, created_at, ended_at, duration_secon
 TOPIC_COLUMNS = "session_id, topic"
 MESSAGE_COLUMNS = (
     "session_id, role, content, status, created_at, completed_at, latency_ms, prompt_tokens, "
-    "completion_tokens, provider, model, attempts, error, answer_revealed"
+    "completion_tokens, generation_ms, cut_short, provider, model, attempts, error, answer_revealed"
 )
 
 

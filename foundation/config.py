@@ -7,6 +7,7 @@ base reads ``os.environ`` for settings.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -136,6 +137,7 @@ class Settings:
     AI_MAX_TOKENS: int = 800  # the longest reply (sent as max_tokens)
     BUILTIN_CHUNK_DELAY: float = 0.03
     EMBED_SECRET: str = ""
+    AI_PRICES: str = ""  # "gpt-4o-mini=0.15/0.60,...": USD per million prompt/completion tokens, for the dashboard
     EMBED_SITES: str = ""  # "portal=SECRET,lms=SECRET": one key per host site (tokens name it in "kid")
     EMBED_ALLOWED_ORIGINS: str = ""
     TRUSTED_PROXIES: int = 0
@@ -241,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         AI_MAX_TOKENS=max_tokens,
         BUILTIN_CHUNK_DELAY=_float(env, "BUILTIN_CHUNK_DELAY", 0.03),
         EMBED_SECRET=env.get("EMBED_SECRET", "").strip(),
+        AI_PRICES=_prices(env.get("AI_PRICES", "")),
         EMBED_SITES=_embed_sites(env.get("EMBED_SITES", "")),
         EMBED_ALLOWED_ORIGINS=env.get("EMBED_ALLOWED_ORIGINS", "").strip(),
         TRUSTED_PROXIES=_int(env, "TRUSTED_PROXIES", 1 if app_env == "production" else 0),
@@ -264,6 +267,38 @@ def parse_embed_sites(raw: str) -> dict[str, str]:
             raise ConfigError(f"EMBED_SITES: the secret of {site!r} must be at least 32 bytes")
         sites[site] = secret
     return sites
+
+
+def parse_prices(raw: str) -> dict[str, tuple[float, float]]:
+    """``AI_PRICES`` ("gpt-4o-mini=0.15/0.60,llama3=0/0") as {model: (prompt, completion)}, each
+    in US dollars (or any one currency) per million tokens."""
+    prices: dict[str, tuple[float, float]] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        model, sep, pair = item.rpartition("=")
+        prompt, slash, completion = pair.partition("/")
+        try:
+            value = (float(prompt), float(completion))
+        except ValueError:
+            value = None
+        if (
+            not sep
+            or not model.strip()
+            or not slash
+            or value is None
+            or min(value) < 0
+            or not all(map(math.isfinite, value))
+        ):
+            raise ConfigError(
+                f"AI_PRICES item {item!r}: use model=PROMPT/COMPLETION, prices per million tokens "
+                "(e.g. gpt-4o-mini=0.15/0.60)"
+            )
+        prices[model.strip()] = value
+    return prices
+
+
+def _prices(raw: str) -> str:
+    parse_prices(raw)  # checked when the settings load
+    return raw.strip()
 
 
 def _embed_sites(raw: str) -> str:

@@ -35,6 +35,7 @@ TABLES = (
     "rollup_students",
     "rollup_topics",
     "rollup_hours",
+    "rollup_models",
     "daily_stats",
     "session_metrics",
     "session_topics",

@@ -64,14 +64,15 @@ class Rows:
         status: str = "done",
         latency: int | None = None,
         revealed: bool | None = None,
+        **columns: object,
     ) -> None:
+        """One message; ``columns`` sets other ``messages`` columns (``model``, ``prompt_tokens``, ...)."""
+        values = {"session_id": sid, "role": role, "status": status, "created_at": created_at}
+        values |= {"latency_ms": latency, "answer_revealed": revealed} | columns
         with db.engine.begin() as conn:
             conn.execute(
-                text(
-                    "INSERT INTO messages (session_id, role, status, created_at, latency_ms, answer_revealed) "
-                    "VALUES (:s, :r, :st, :c, :l, :a)"
-                ),
-                {"s": sid, "r": role, "st": status, "c": created_at, "l": latency, "a": revealed},
+                text(f"INSERT INTO messages ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)})"),
+                values,
             )
 
     def exchange(self, sid: uuid.UUID, created_at: datetime, latency: int = 1500, **reply) -> None:

@@ -571,3 +571,71 @@ def test_rolling_up_again_drops_a_deleted_students_id(app_ctx):
     rollup_range(D, D)
     assert rows(ids, d=D)[0][0] == [b]
     assert (daily(D).total_sessions, daily(D).avg_satisfaction) == (1, None)
+
+
+def test_reply_costs_per_model(app_ctx, monkeypatch):
+    """Cut-short replies, generation time and tokens per day, and replies and tokens per model
+    (its model, else its provider), the same whether the day is live or rolled up."""
+    import analytics.rollup as analytics
+    from analytics.reads import STORE, Filters, load_view
+
+    monkeypatch.setattr(analytics, "_MODELS", analytics._Names())  # a process that has seen no model yet
+    data = Data()
+    a, b = data.user(grade=7), data.user(grade=None)
+    s1 = data.session(a, utc(D, 10), topics=("fractions",))
+    reply = {"role": "tutor", "provider": "openai"}
+    data.message(s1, utc(D, 10, 1))
+    data.message(s1, utc(D, 10, 2), latency=1000, generation_ms=400, model="gpt-4o-mini", **reply,
+                 prompt_tokens=100, completion_tokens=50)  # fmt: skip
+    data.message(s1, utc(D, 10, 3), latency=9000, generation_ms=5000, model="gpt-4o-mini", **reply,
+                 prompt_tokens=30, completion_tokens=800, cut_short=True, tokens_estimated=True)  # fmt: skip
+    data.message(s1, utc(D, 10, 4), status="failed", model="gpt-4o-mini", **reply, prompt_tokens=99)
+    s2 = data.session(b, utc(D, 11), subject="science")
+    data.message(s2, utc(D, 11, 1), role="tutor", provider="builtin", latency=20, generation_ms=15,
+                 prompt_tokens=0, completion_tokens=40, tokens_estimated=True)  # fmt: skip
+    early = data.session(b, utc(D - timedelta(days=1), 23, 50))  # its reply comes on D
+    data.message(early, utc(D, 0, 5), role="tutor", model="smollm2", latency=3000, generation_ms=2500,
+                 prompt_tokens=700, completion_tokens=60)  # fmt: skip
+
+    f = Filters(D, D)
+    STORE.clear()
+    live = load_view(f, today=D)
+    assert live.live_days == [D]
+    rollup_range(D - timedelta(days=1), D)
+    STORE.clear()
+    rolled = load_view(f, today=D + timedelta(days=1))
+    assert rolled.live_days == []
+
+    got = {
+        (r.subject, r.grade_level): (r.replies_cut_short, r.generation_count, r.generation_sum_ms, r.prompt_tokens,
+                                     r.completion_tokens)
+        for r in rows("SELECT * FROM rollup_daily WHERE date = :d", d=D)
+    }  # fmt: skip
+    assert got == {
+        ("mathematics", 7): (1, 2, 5400, 130, 850),
+        ("mathematics", UNKNOWN_GRADE): (0, 1, 2500, 700, 60),
+        ("science", UNKNOWN_GRADE): (0, 1, 15, 0, 40),
+    }
+    models = rows("SELECT subject, grade_level, model, replies, prompt_tokens, completion_tokens, tokens_estimated "
+                  "FROM rollup_models WHERE date = :d ORDER BY 3", d=D)  # fmt: skip
+    assert [tuple(r) for r in models] == [
+        ("science", UNKNOWN_GRADE, "builtin", 1, 0, 40, 1),
+        ("mathematics", 7, "gpt-4o-mini", 2, 130, 850, 1),
+        ("mathematics", UNKNOWN_GRADE, "smollm2", 1, 700, 60, 0),
+    ]
+    for view in (live, rolled):
+        day = view.daily.iloc[0]
+        assert (day.cut_short_replies, day.prompt_tokens, day.completion_tokens) == (1, 830, 950)
+        assert day.generation_mean_ms == pytest.approx((400 + 5000 + 15 + 2500) / 4)
+        assert day.latency_mean_ms == pytest.approx((1000 + 9000 + 20 + 3000) / 4)
+        assert view.models.to_dict("records") == [
+            {"date": D, "model": "builtin", "replies": 1, "prompt_tokens": 0, "completion_tokens": 40,
+             "tokens_estimated": 1},
+            {"date": D, "model": "gpt-4o-mini", "replies": 2, "prompt_tokens": 130, "completion_tokens": 850,
+             "tokens_estimated": 1},
+            {"date": D, "model": "smollm2", "replies": 1, "prompt_tokens": 700, "completion_tokens": 60,
+             "tokens_estimated": 0},
+        ]  # fmt: skip
+    science = load_view(Filters(D, D, subjects=("science",)), today=D + timedelta(days=1))
+    assert science.models["model"].tolist() == ["builtin"]
+    assert science.daily.iloc[0].completion_tokens == 40

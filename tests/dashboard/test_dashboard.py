@@ -382,7 +382,7 @@ def test_an_empty_range(app_ctx):
     assert view.topics.empty and view.subjects.empty and int(view.heatmap["sessions"].sum()) == 0
     out = callbacks.update_view("week", None, None, None, None, None, today=TODAY)
     assert "no sessions in this range" in out[0]
-    sessions_fig, *others = out[2:9]
+    sessions_fig, *others = out[2:10]
     assert len(sessions_fig["data"][0]["x"]) == 7  # the line still shows the week, at zero
     assert sessions_fig["layout"]["annotations"][0]["text"] == figures.EMPTY_MESSAGE
     assert all(figures.is_empty(fig) for fig in others)
@@ -508,6 +508,11 @@ def daily_frame(days: int, live_last: bool = True) -> pd.DataFrame:
             "answer_revealed_share": rng.uniform(0, 9, days),
             "latency_p50_ms": rng.uniform(900, 1500, days),
             "latency_p95_ms": rng.uniform(2000, 4000, days),
+            "latency_mean_ms": rng.uniform(1000, 2000, days),
+            "generation_mean_ms": rng.uniform(500, 900, days),
+            "cut_short_replies": rng.integers(0, 3, days),
+            "prompt_tokens": rng.integers(0, 9999, days),
+            "completion_tokens": rng.integers(0, 9999, days),
             "live": [live_last and i == days - 1 for i in range(days)],
         }
     )
@@ -520,10 +525,36 @@ def test_daily_bar_charts_span_exactly_the_range(make):
     """Bars pad a date axis by days on their own: the x range is the range's days, half a day each side."""
     daily = daily_frame(90)
     fig = getattr(figures, make)(daily)
-    axis = fig["layout"]["xaxis"] if make == "satisfaction_figure" else fig["layout"]["xaxis2"]
+    axis = fig["layout"]["xaxis"]
     lo, hi = (pd.Timestamp(v) for v in axis["range"])
     assert lo == pd.Timestamp(TODAY - timedelta(days=89)) - pd.Timedelta(hours=12)
     assert hi == pd.Timestamp(TODAY) + pd.Timedelta(hours=12)
+
+
+def test_usage_figure_prices_tokens_per_model():
+    days = [TODAY - timedelta(days=2), TODAY - timedelta(days=1), TODAY]
+    models = pd.DataFrame(
+        {
+            "date": [days[0], days[2], days[2]],
+            "model": ["gpt-4o-mini", "gpt-4o-mini", "smollm2"],
+            "replies": [3, 1, 2],
+            "prompt_tokens": [2_000_000, 1_000_000, 500],
+            "completion_tokens": [1_000_000, 0, 700],
+            "tokens_estimated": [0, 0, 2],
+        }
+    )
+    fig = figures.usage_figure(models, days, {"gpt-4o-mini": (0.15, 0.60)})
+    go.Figure(fig)
+    tokens = {t["legendgroup"]: t for t in fig["data"] if t.get("yaxis", "y") == "y"}
+    costs = {t["legendgroup"]: t for t in fig["data"] if t.get("yaxis") == "y2"}
+    assert tokens["gpt-4o-mini"]["y"] == [3_000_000, 0, 1_000_000]  # every day of the range, zero-filled
+    assert tokens["smollm2"]["y"] == [0, 0, 1200]
+    assert costs["gpt-4o-mini"]["y"] == [pytest.approx(0.9), 0, pytest.approx(0.15)]  # 2M x 0.15 + 1M x 0.60
+    assert set(costs) == {"gpt-4o-mini"}  # no price, no cost
+    assert tokens["gpt-4o-mini"]["name"] == "gpt-4o-mini · 4.0M tokens · 1.05"
+    assert tokens["smollm2"]["name"] == "smollm2 · 1.2k tokens (partly estimated)"
+    unpriced = figures.usage_figure(models, days, {})
+    assert all(t.get("yaxis", "y") == "y" for t in unpriced["data"]) and "yaxis2" not in unpriced["layout"]
 
 
 @pytest.mark.parametrize("days", [7, 30, 90])
@@ -567,12 +598,20 @@ def test_every_figure_is_valid_plotly_with_its_traces():
     assert len(bars["y"]) == 12 and bars["y"][-1] == "t0"  # the top twelve, most popular on top
     assert bars["marker"]["color"][bars["y"].index("t1")] == figures.ACCENT
     assert [t["name"] for t in built["quality"]["data"]] == [
-        "p50 latency",
-        "p95 latency",
+        "p50 wait",
+        "p95 wait",
+        "Model's own time (mean)",
         "Failed replies",
+        "Cut short (max tokens)",
         "Answer given away (% of checked replies)",
     ]
     assert built["quality"]["data"][1]["y"][0] == pytest.approx(frame["latency_p95_ms"][0] / 1000, abs=0.01)
+    quality = built["quality"]["layout"]  # small multiples: one y axis per panel, none overlaid
+    assert all(
+        quality[a]["domain"][1] > quality[b]["domain"][1] for a, b in (("yaxis", "yaxis2"), ("yaxis2", "yaxis3"))
+    )
+    assert not any("overlaying" in quality[a] for a in ("yaxis", "yaxis2", "yaxis3"))
+    assert all(quality[a]["nticks"] == 4 for a in ("yaxis", "yaxis2", "yaxis3"))
     assert built["subjects"]["data"][0]["x"] == ["Mathematics", "science"]
     assert built["subjects"]["data"][1]["x"] == ["No grade", "Grade 7"]
     for empty in (
@@ -581,6 +620,7 @@ def test_every_figure_is_valid_plotly_with_its_traces():
         figures.heatmap_figure(heat.assign(sessions=0)),
         figures.satisfaction_figure(frame.assign(ratings=0)),
         figures.quality_figure(frame.assign(tutor_replies=0)),
+        figures.usage_figure(pd.DataFrame(columns=list(data.MODEL_COLUMNS)), frame["date"]),
         figures.student_sessions_figure(pd.DataFrame(columns=["week", "sessions"])),
     ):
         assert figures.is_empty(empty) and empty["layout"]["annotations"][0]["text"]
@@ -828,6 +868,7 @@ def test_page_layout_has_the_controls_and_figures(app):
         "usage-heatmap",
         "satisfaction-chart",
         "quality-chart",
+        "usage-chart",
         "subjects-chart",
         "recent-sessions",
         "students-table",

@@ -33,6 +33,11 @@ def test_production_requires_services():
         ({"MESSAGE_RATE_LIMIT": "0/minute"}, "MESSAGE_RATE_LIMIT"),
         ({"AI_RETRY_DELAYS": "2,soon"}, "AI_RETRY_DELAYS"),
         ({"ANALYTICS_LIVE_SECONDS": "-1"}, "ANALYTICS_LIVE_SECONDS"),
+        ({"AI_PRICES": "gpt-4o-mini=0.15"}, "AI_PRICES"),
+        ({"AI_PRICES": "gpt-4o-mini=cheap/0.6"}, "AI_PRICES"),
+        ({"AI_PRICES": "=0.1/0.2"}, "AI_PRICES"),
+        ({"AI_PRICES": "m=-1/0.2"}, "AI_PRICES"),
+        ({"AI_PRICES": "m=nan/0.2"}, "AI_PRICES"),
     ],
 )
 def test_bad_values_name_the_variable(env, message):
@@ -58,3 +63,14 @@ def test_context_window_and_reply_cap():
         load_settings({"AI_CONTEXT_WINDOW": "2048", "AI_MAX_TOKENS": "1500"})
     with pytest.raises(ConfigError, match="AI_CONTEXT_WINDOW"):  # the old setting says what replaced it
         load_settings({"AI_CONTEXT_TOKENS": "3000"})
+
+
+def test_prices_per_model():
+    from foundation.config import parse_prices
+
+    assert load_settings({"AI_PRICES": " gpt-4o-mini=0.15/0.60, smollm2=0/0 "}).AI_PRICES
+    assert parse_prices("gpt-4o-mini=0.15/0.60, ollama/llama3:8b=0/0") == {
+        "gpt-4o-mini": (0.15, 0.6),
+        "ollama/llama3:8b": (0.0, 0.0),  # model names may hold '/' and ':'
+    }
+    assert parse_prices("") == {}
