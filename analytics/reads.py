@@ -767,11 +767,20 @@ class View:
     subjects: pd.DataFrame  # subject, sessions, active_students
     grades: pd.DataFrame  # grade_level, sessions, active_students
     live_days: list[date] = field(default_factory=list)
+    data_start: date | None = None  # the first session's local day (None: no sessions at all)
     models: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(MODEL_COLUMNS)))  # per day × model
 
     @property
     def total_sessions(self) -> int:
         return int(self.daily["sessions"].sum())
+
+    @property
+    def previous_covered(self) -> int:
+        """Days of the comparison range (``filters.previous()``) on or after the first session."""
+        previous = self.filters.previous()
+        if self.data_start is None or self.data_start > previous.end:
+            return 0
+        return (previous.end - max(previous.start, self.data_start)).days + 1
 
 
 @dataclass
@@ -787,6 +796,7 @@ class _Range:
     topics: pd.DataFrame | None = None  # topic, sessions
     hours: np.ndarray | None = None  # 168 slots
     live_days: list[date] = field(default_factory=list)
+    data_start: date | None = None  # the first session's local day (None: no sessions at all)
     models: pd.DataFrame | None = None  # MODEL_COLUMNS
 
 
@@ -1097,6 +1107,8 @@ def load_view(f: Filters, today: date | None = None, tz: ZoneInfo | None = None,
     store = store or STORE
     with _reader() as cur:
         rolled = _rolled_through(cur, today)
+        cur.execute("SELECT min(created_at) FROM sessions")  # an index's first entry
+        first = cur.fetchone()[0]
         current = _load_range(cur, f, rolled, today, tz, store, full=True)
         previous = _load_range(cur, f.previous(), rolled, today, tz, store, full=False)
 
@@ -1122,7 +1134,10 @@ def load_view(f: Filters, today: date | None = None, tz: ZoneInfo | None = None,
     ).sort_values(["sessions", "subject"], ascending=[False, True], ignore_index=True)
     grades = _breakdown(b_grade, b_sessions, st["grade_level"], st["student_id"]).rename(columns={"key": "grade_level"})
     daily = _daily_table(current)
-    return View(f, today, rolled, daily, kpis, topics, heatmap, subjects, grades, current.live_days, current.models)
+    data_start = first.astimezone(tz).date() if first is not None else None
+    return View(
+        f, today, rolled, daily, kpis, topics, heatmap, subjects, grades, current.live_days, data_start, current.models
+    )
 
 
 # ------------------------------------------------------------------------------------ lists and students

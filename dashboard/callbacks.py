@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import dash
 import pandas as pd
@@ -133,6 +134,74 @@ def sync_range(time_range: str | None, start: str | None, end: str | None, trigg
     raise PreventUpdate
 
 
+#: The controls as they appear in the URL query (``?range=custom&start=...&subject=...``).
+URL_KEYS = ("range", "start", "end", "subject", "grade")
+
+
+def view_query(time_range: str | None, start: str | None, end: str | None, subjects, grades) -> str:
+    """The URL query (``?...``) that reopens this view: a preset by name, custom dates as such."""
+    pairs: list[tuple[str, str]] = [("range", time_range if time_range in data.RANGES else "custom")]
+    if time_range not in data.RANGES:
+        pairs += [("start", str(start)[:10]), ("end", str(end)[:10])] if start and end else []
+    pairs += [("subject", str(s)) for s in subjects or ()]
+    pairs += [("grade", str(g)) for g in grades or ()]
+    return "?" + urlencode(pairs)
+
+
+def controls_from_query(search: str | None, today: date | None = None) -> tuple[str, str, str, list, list] | None:
+    """(range, start, end, subjects, grades) from a URL query, or None if it names no view.
+
+    Unknown values are dropped: a preset that does not exist falls back to the default, custom
+    dates that do not parse to the default range, subjects not in the curriculum and grades
+    that are not whole numbers are left out.
+    """
+    query = parse_qs((search or "").lstrip("?"))
+    if not any(key in query for key in URL_KEYS):
+        return None
+    today = today or data.analytics_today()
+    time_range = query.get("range", [data.DEFAULT_RANGE])[-1]
+    start, end = query.get("start", [None])[-1], query.get("end", [None])[-1]
+    if time_range == "custom" and data._parse_date(start) and data._parse_date(end):
+        first, last = data.resolve_range("custom", start, end, today)
+    else:
+        time_range = time_range if time_range in data.RANGES else data.DEFAULT_RANGE
+        first, last = data.resolve_range(time_range, today=today)
+    known = subject_names()
+    subjects = [s for s in dict.fromkeys(query.get("subject", [])) if s in known]
+    grades = [g for g in dict.fromkeys(data._as_grade(g) for g in query.get("grade", [])) if g is not None]
+    return time_range, first.isoformat(), last.isoformat(), subjects, grades
+
+
+def sync_controls(search, time_range, start, end, subjects, grades, trigger: str | None = None):
+    """Keep the URL and the controls in step: opening a URL (or going back) sets the controls;
+    changing a control writes the URL. Returns (search, time_range, start, end, subjects, grades),
+    ``no_update`` where nothing changes."""
+    if trigger in (None, "url"):
+        wanted = controls_from_query(search)
+        if wanted is None:
+            raise PreventUpdate
+        current = (time_range, (start or "")[:10], (end or "")[:10], list(subjects or []), list(grades or []))
+        if wanted == current:
+            raise PreventUpdate
+        return (no_update, *wanted)
+    if trigger in ("time-range", "date-range"):
+        try:
+            time_range, start, end = (
+                new if new is not no_update else old
+                for new, old in zip(sync_range(time_range, start, end, trigger), (time_range, start, end), strict=True)
+            )
+            moved = True
+        except PreventUpdate:
+            moved = False
+    else:
+        moved = False
+    query = view_query(time_range, start, end, subjects, grades)
+    if query == (search or "") and not moved:
+        raise PreventUpdate
+    out_range, out_start, out_end = (time_range, start, end) if moved else (no_update,) * 3
+    return (query if query != (search or "") else no_update, out_range, out_start, out_end, no_update, no_update)
+
+
 def update_view(
     time_range, start, end, subjects, grades, selected_topic: str | None = None, today: date | None = None
 ) -> tuple[Any, ...]:
@@ -142,7 +211,7 @@ def update_view(
     names = subject_names()
     return (
         _range_text(view),
-        layout.kpi_cards(view.kpis, f.n_days),
+        layout.kpi_cards(view.kpis, f.n_days, view.previous_covered, view.data_start),
         figures.sessions_figure(view.daily),
         figures.duration_figure(view.daily),
         figures.heatmap_figure(view.heatmap),
@@ -265,14 +334,11 @@ def load_grade_options(_root_id: str | None = None) -> list[dict[str, Any]]:
 
 def register(app: Dash) -> None:
     app.callback(
-        Output("time-range", "value"),
-        Output("date-range", "start_date"),
-        Output("date-range", "end_date"),
-        Input("time-range", "value"),
-        Input("date-range", "start_date"),
-        Input("date-range", "end_date"),
-        prevent_initial_call=True,
-    )(lambda time_range, start, end: sync_range(time_range, start, end, trigger=ctx.triggered_id))
+        Output("url", "search"),
+        *(Output(c.component_id, c.component_property) for c in CONTROLS),
+        Input("url", "search"),
+        *CONTROLS,
+    )(lambda search, *controls: sync_controls(search, *controls, trigger=ctx.triggered_id))
 
     app.callback(*VIEW_OUTPUTS, *CONTROLS, State("selected-topic", "data"))(update_view)
 

@@ -40,6 +40,7 @@ def serve_layout() -> html.Div:
         id="dashboard-root",
         className="dash-page",
         children=[
+            dcc.Location(id="url", refresh=False),  # the view lives in the query: ?range=...&subject=...
             dcc.Store(id="selected-topic"),
             dcc.Store(id="selected-student"),
             _header(),
@@ -195,6 +196,7 @@ def _graph(graph_id: str, height: str | None = "300px") -> dcc.Loading:
 def _card(title: str, graph_id: str, subtitle: str = "", wide: bool = False, height: str | None = None) -> html.Section:
     return html.Section(
         className="card wide" if wide else "card",
+        id=f"{graph_id}-card",
         children=[
             html.H2(title),
             html.P(subtitle, className="card-subtitle") if subtitle else None,
@@ -239,6 +241,7 @@ def _topics_card() -> html.Section:
 def _students_section() -> html.Section:
     return html.Section(
         className="card wide students",
+        id="students-section",
         children=[
             html.Div(
                 className="section-header",
@@ -334,6 +337,8 @@ def _fmt_change(row: dict[str, Any], kpi: str) -> tuple[str, str]:
     change, pct, better = row["change"], row["change_pct"], row["better"]
     if change is None or (isinstance(change, float) and math.isnan(change)):
         return ("no data to compare", "flat")
+    if change == 0:
+        return ("no change", "flat")
     if kpi == "avg_satisfaction":
         text, size = f"{change:+.2f}", abs(change) >= 0.005
     elif kpi == "failure_rate":
@@ -348,11 +353,32 @@ def _fmt_change(row: dict[str, Any], kpi: str) -> tuple[str, str]:
     return (text, "good" if up == (better == "up") else "bad")
 
 
-def kpi_cards(kpis: pd.DataFrame | None, days: int | None = None) -> list[html.Div]:
-    """One card per KPI: the value, and its change against the previous range of the same length."""
+#: Where each KPI card leads: the card (chart or list) that shows the figure behind it.
+KPI_TARGETS = {
+    "sessions": "sessions-chart-card",
+    "active_students": "students-section",
+    "avg_duration_min": "duration-chart-card",
+    "avg_satisfaction": "satisfaction-chart-card",
+    "tutor_replies": "usage-chart-card",
+    "latency_p95_ms": "quality-chart-card",
+    "failure_rate": "quality-chart-card",
+}
+
+
+def kpi_cards(
+    kpis: pd.DataFrame | None, days: int | None = None, previous_covered: int | None = None, data_start: Any = None
+) -> list[html.A]:
+    """One card per KPI: the value, and its change against the previous range of the same length.
+
+    ``previous_covered`` is how many days of that previous range are on or after ``data_start``
+    (the first session's day): with none there is nothing to compare; with some but not all,
+    the change is marked as against a partial period. Each card links to its chart or list.
+    """
     cards = []
     rows = kpis.to_dict("index") if kpis is not None else {}
+    partial = days is not None and previous_covered is not None and 0 < previous_covered < days
     for kpi, (label, _unit, _better) in data.KPI_SPECS.items():
+        vs = " vs partial previous" if partial else " vs previous"
         if kpis is None:
             value, change, tone, title = "…", "", "flat", ""
         else:
@@ -360,19 +386,29 @@ def kpi_cards(kpis: pd.DataFrame | None, days: int | None = None) -> list[html.D
             value = _fmt_number(row["current"], kpi)
             change, tone = _fmt_change(row, kpi)
             title = f"Previous {days} days: {_fmt_number(row['previous'], kpi)}" if days else ""
+            if previous_covered == 0:
+                change, tone, vs = "no earlier data", "flat", ""
+                title = f"The previous {days} days are before the first session" + (
+                    f" ({data_start:%d %b %Y})." if data_start else "."
+                )
+            elif change == "no data to compare":
+                vs = ""
+            elif partial:
+                title += (
+                    f". Only {previous_covered} of those {days} days are after the first session"
+                    f" ({data_start:%d %b %Y}): compare with care."
+                )
         cards.append(
-            html.Div(
+            html.A(
                 className="kpi",
                 id=f"kpi-{kpi.replace('_', '-')}",
+                href=f"#{KPI_TARGETS[kpi]}",
                 title=title,
                 children=[
                     html.Div(label, className="kpi-label"),
                     html.Div(value, className="kpi-value"),
                     html.Div(
-                        [
-                            html.Span(change, className=f"kpi-change {tone}"),
-                            html.Span(" vs previous", className="kpi-vs"),
-                        ]
+                        [html.Span(change, className=f"kpi-change {tone}"), html.Span(vs, className="kpi-vs")]
                         if change
                         else None,
                         className="kpi-foot",

@@ -13,6 +13,7 @@ import json
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import dash
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -368,6 +369,82 @@ def test_kpis_and_their_change_against_the_previous_range(app_ctx):
     assert failure.children == "-50.00 pp" and "good" in failure.className  # fewer failures are good
     latency = cards["kpi-latency-p95-ms"].children[2].children[0]
     assert "bad" in latency.className  # slower replies are bad
+    duration = cards["kpi-avg-duration-min"].children[2].children
+    assert duration[0].children == "no change" and "flat" in duration[0].className
+    assert cards["kpi-sessions"].href == "#sessions-chart-card"  # each card leads to its chart or list
+    assert {c.href for c in cards.values()} <= {f"#{target}" for target in layout.KPI_TARGETS.values()}
+
+
+def test_comparisons_with_a_partial_or_empty_previous_range(app_ctx):
+    """A previous range that starts before the first session is marked partial; one wholly before
+    it has no earlier data; an empty range against an empty previous one shows no change."""
+    rows = Rows()
+    a = rows.user()
+    first_day = TODAY - timedelta(days=9)
+    for back in range(10):
+        rows.session(a, at(TODAY - timedelta(days=back), 9), duration=600)
+    week = data.load_view(data.Filters.from_controls("week", today=TODAY), today=TODAY, tz=UTC_TZ)
+    assert week.data_start == first_day and week.previous_covered == 3  # 3 of the 7 days before have data
+    foot = {
+        c.id: c.children[2].children for c in layout.kpi_cards(week.kpis, 7, week.previous_covered, week.data_start)
+    }
+    assert foot["kpi-sessions"][1].children == " vs partial previous"
+    card = layout.kpi_cards(week.kpis, 7, week.previous_covered, week.data_start)[0]
+    assert f"Only 3 of those 7 days are after the first session ({first_day:%d %b %Y})" in card.title
+
+    month = data.load_view(data.Filters.from_controls("month", today=TODAY), today=TODAY, tz=UTC_TZ)
+    assert month.previous_covered == 0
+    for c in layout.kpi_cards(month.kpis, 30, month.previous_covered, month.data_start):
+        change, vs = c.children[2].children
+        assert (change.children, vs.children) == ("no earlier data", "")
+
+    empty = data.Filters(TODAY - timedelta(days=400), TODAY - timedelta(days=391))  # before any data
+    view = data.load_view(empty, today=TODAY, tz=UTC_TZ)
+    assert view.previous_covered == 0 and view.total_sessions == 0
+    nothing = data.load_view(data.Filters(first_day, TODAY), today=TODAY, tz=UTC_TZ)
+    assert nothing.previous_covered == 0
+    zero = {"change": 0, "change_pct": None, "better": "up"}
+    assert layout._fmt_change(zero, "sessions") == ("no change", "flat")  # 0 vs 0 is not "new"
+
+
+def test_the_view_round_trips_through_the_url(app_ctx):
+    today = data.analytics_today()
+    assert callbacks.view_query("week", "x", "y", [], []) == "?range=week"
+    query = callbacks.view_query("custom", "2026-01-01", "2026-01-10T00:00:00", ["science", "mathematics"], [7, -1])
+    assert query == "?range=custom&start=2026-01-01&end=2026-01-10&subject=science&subject=mathematics&grade=7&grade=-1"
+    assert callbacks.controls_from_query(query, today) == (
+        "custom", "2026-01-01", "2026-01-10", ["science", "mathematics"], [7, -1]
+    )  # fmt: skip
+    week = (today - timedelta(days=6)).isoformat(), today.isoformat()
+    assert callbacks.controls_from_query("?range=week&subject=mathematics", today) == (
+        "week",
+        *week,
+        ["mathematics"],
+        [],
+    )
+    # what cannot be read falls back: unknown preset, bad dates, unknown subject, odd grades
+    month = (today - timedelta(days=29)).isoformat(), today.isoformat()
+    odd = "?range=fortnight&subject=alchemy&grade=seven&grade=8"
+    assert callbacks.controls_from_query(odd, today) == ("month", *month, [], [8])
+    assert callbacks.controls_from_query("?range=custom&start=2026-13-01&end=x", today)[:3] == ("month", *month)
+    assert callbacks.controls_from_query("", today) is None and callbacks.controls_from_query("?utm=1", today) is None
+
+    from dash.exceptions import PreventUpdate
+
+    # opening a URL sets the controls (the URL itself stays)
+    out = callbacks.sync_controls("?range=week&grade=7", "month", *month, None, None, trigger=None)
+    assert out[1:] == ("week", *week, [], [7]) and out[0] is dash.no_update
+    with pytest.raises(PreventUpdate):  # a plain URL keeps the defaults
+        callbacks.sync_controls("", "month", *month, None, None, trigger=None)
+    with pytest.raises(PreventUpdate):  # the controls already show it
+        callbacks.sync_controls("?range=week&grade=7", "week", *week, [], [7], trigger="url")
+    # changing a control writes the URL; a preset also moves the dates
+    out = callbacks.sync_controls("?range=month", "week", *month, None, None, trigger="time-range")
+    assert out[0] == "?range=week" and out[2:4] == week
+    out = callbacks.sync_controls("?range=week", "week", *week, ["science"], None, trigger="subject-filter")
+    assert out[0] == "?range=week&subject=science" and all(v is dash.no_update for v in out[1:])
+    out = callbacks.sync_controls("?range=week", "week", "2026-01-01", "2026-01-05", None, None, trigger="date-range")
+    assert out[0] == "?range=custom&start=2026-01-01&end=2026-01-05" and out[1] == "custom"
 
 
 def test_an_empty_range(app_ctx):

@@ -207,6 +207,43 @@ def test_admin_switches_week_month_quarter_and_the_charts_follow(app, page):
     assert not page.problems, page.problems  # no script errors, no blocked resources (CSP)
 
 
+def test_views_are_addressable_and_empty_ranges_fit(app, page):
+    """A view opens from its URL and every change writes the URL (reload keeps it); an empty
+    range says so without pushing the page sideways; a KPI card leads to its chart."""
+    log_in(page)
+    page.goto("/admin/analytics/?range=week&subject=science")
+    wait_points(page, "sessions-chart", 7)
+    page.wait_for_function("() => document.querySelector('#range-label').textContent.includes('7 days')")
+    assert page.locator("#time-range input[value=week]").is_checked()
+    assert "Science" in page.locator("#subject-filter").inner_text()
+
+    choose_period(page, "Quarter")
+    page.wait_for_function("() => location.search.includes('range=quarter')")
+    assert "subject=science" in page.evaluate("location.search")
+    wait_points(page, "sessions-chart", 90)
+    page.reload()
+    wait_points(page, "sessions-chart", 90)
+    assert page.locator("#time-range input[value=quarter]").is_checked()
+    assert "Science" in page.locator("#subject-filter").inner_text()
+
+    # a range long before the demo data: nothing to show, nothing to compare, no sideways scroll
+    page.goto("/admin/analytics/?range=custom&start=2020-01-01&end=2020-01-10")
+    page.wait_for_function("() => document.querySelector('#range-label').textContent.includes('no sessions')")
+    assert page.locator("#time-range input[value=custom]").is_checked()
+    page.wait_for_function("() => document.querySelector('#kpi-sessions .kpi-change') !== null")
+    assert page.locator("#kpi-sessions .kpi-change").inner_text() == "no earlier data"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+
+    page.goto("/admin/analytics/?range=month")
+    page.wait_for_function("() => document.querySelector('#range-label').textContent.includes('30 days')")
+    page.locator("#kpi-failure-rate").click()
+    page.wait_for_function("() => location.hash === '#quality-chart-card'")
+    top = page.evaluate("document.querySelector('#quality-chart-card').getBoundingClientRect().top")
+    assert 0 <= top < 100  # scrolled to the AI quality chart
+    assert "range=month" in page.evaluate("location.search")
+    assert not page.problems, page.problems
+
+
 def test_anonymous_visitors_are_sent_to_log_in(browser, live_server):
     context = browser.new_context(base_url=live_server)
     try:
