@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 
-from foundation.config import ConfigError, development_secret_key, load_settings
+from foundation.config import ConfigError, development_secret_key, load_settings, normalize_database_url
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -99,9 +99,36 @@ def _mount_rq_dashboard(app: Flask) -> None:
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
 
 
+# CLI groups that need neither PostgreSQL nor Redis (``guardrail judge`` runs on a plain machine).
+OFFLINE_COMMANDS = frozenset({"guardrail"})
+
+
+def _offline_command() -> bool:
+    """Is this process the ``flask`` command line running an offline command group?
+
+    Flask builds the app before click resolves the command, so the command is read from the
+    arguments: the first one that is not one of ``flask``'s own options."""
+    if Path(sys.argv[0]).name not in ("flask", "__main__.py"):
+        return False
+    args = iter(sys.argv[1:])
+    for arg in args:
+        if arg in ("--app", "-A", "--env-file", "-e"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg in OFFLINE_COMMANDS
+    return False
+
+
 def _resolve_services(app: Flask) -> None:
     """In development, CLI commands find the embedded services of a running ``python app.py``."""
     if app.config["DATABASE_URL"] and app.config["REDIS_URL"]:
+        return
+    if _offline_command():
+        # Nothing connects while the app is built; these addresses are never dialled.
+        app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or normalize_database_url(
+            "postgresql://offline.invalid/unused"
+        )
+        app.config["REDIS_URL"] = app.config["REDIS_URL"] or "redis://offline.invalid:6379/0"
         return
     from foundation.embedded import discover
 

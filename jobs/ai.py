@@ -124,7 +124,7 @@ def _generate(reply_id: int, attempt: int) -> str:
     now = datetime.now(UTC)
     # What the student waited: from the question to the last word, queue and retries included.
     latency_ms = max(0, int((now - asked_at).total_seconds() * 1000))
-    revealed = reveals_answer(student_messages, content)
+    revealed = reveals_answer(student_messages, content, turns=turns)
     saved = db.session.execute(
         text(
             """

@@ -77,4 +77,7 @@ def users_delete(email: str | None, external_id: str | None, site: str, yes: boo
 
 
 def init_app(app: Flask) -> None:
+    from .guardrail_cli import guardrail_cli
+
     app.cli.add_command(users_cli)
+    app.cli.add_command(guardrail_cli)
