@@ -108,7 +108,8 @@ def _offline_command() -> bool:
 
     Flask builds the app before click resolves the command, so the command is read from the
     arguments: the first one that is not one of ``flask``'s own options."""
-    if Path(sys.argv[0]).name not in ("flask", "__main__.py"):
+    program = Path(sys.argv[0])
+    if program.name != "flask" and program.parent.name != "flask":  # `flask ...` or `python -m flask ...`
         return False
     args = iter(sys.argv[1:])
     for arg in args:
