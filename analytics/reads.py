@@ -281,7 +281,20 @@ def _frame(cur: Any, sql: str, params: dict[str, Any] | None = None) -> pd.DataF
 
 
 def _copy_frame(cur: Any, sql: str, params: dict[str, Any], dtype: dict[str, Any]) -> pd.DataFrame:
-    """A query's rows through ``COPY ... TO STDOUT`` and pandas' CSV reader (fast for many rows)."""
+    """A query's rows through ``COPY ... TO STDOUT`` and pandas' CSV reader (fast for many rows).
+
+    Under the gevent web server (psycopg2 green, which cannot COPY) the rows come through a
+    plain query with the same columns and types."""
+    from .rollup import green
+
+    if green():
+        cur.execute(sql, params)
+        names = [c.name for c in cur.description]
+        frame = pd.DataFrame.from_records(cur.fetchall(), columns=names)
+        for name in names:  # as the CSV reader gives them: text as str (dates as ISO), NULL and '' as missing
+            if dtype.get(name) is str:
+                frame[name] = frame[name].map(lambda v: None if pd.isna(v) or v == "" else str(v)).astype(object)
+        return frame.astype({k: v for k, v in dtype.items() if k in names and v is not str})
     buf = io.BytesIO()
     cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
     buf.seek(0)

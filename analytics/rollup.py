@@ -352,6 +352,8 @@ def _copy_binary(cur: Any, sql: str, params: dict[str, Any], fields: list[tuple[
     fixed-width and never NULL, so each row has the same layout and numpy maps the buffer as
     it is; anything else is an error, not a silent misread.
     """
+    if green():
+        return _aggregated_binary(cur, sql, params, fields)
     buf = io.BytesIO()
     cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT binary)", buf)
     data = buf.getbuffer()
@@ -371,6 +373,36 @@ def _copy_binary(cur: Any, sql: str, params: dict[str, Any], fields: list[tuple[
         or any((rows[f"{name}_len"] != np.dtype(dtype).itemsize).any() for name, dtype in fields)
     ):
         raise RuntimeError("unexpected COPY output: a column is not the expected type (a NULL?)")
+    return {name: rows[name] for name, _ in fields}
+
+
+def green() -> bool:
+    """Whether psycopg2 waits through a callback (psycogreen, under the gevent web server). Such
+    connections cannot ``COPY``: reads then take the one-value path below."""
+    from psycopg2.extensions import get_wait_callback
+
+    return get_wait_callback() is not None
+
+
+_SEND = {"V16": "uuid_send", ">i8": "timestamptz_send", ">i4": "int4send"}
+
+
+def _aggregated_binary(
+    cur: Any, sql: str, params: dict[str, Any], fields: list[tuple[str, str]]
+) -> dict[str, np.ndarray]:
+    """``_copy_binary`` without COPY: PostgreSQL concatenates each row's binary send form (the
+    same bytes COPY would send, without the length words) into one ``bytea`` value, which a
+    plain query returns; numpy maps it the same way. A NULL would drop its row, so the row
+    count comes along and must match."""
+    columns = [f"c{i}" for i in range(len(fields))]
+    row_bytes = " || ".join(f"{_SEND[dtype]}(q.{c})" for c, (_, dtype) in zip(columns, fields, strict=True))
+    cur.execute(f"SELECT count(*), string_agg({row_bytes}, ''::bytea) FROM ({sql}) AS q({', '.join(columns)})", params)
+    count, data = cur.fetchone()
+    row = np.dtype([(name, dtype) for name, dtype in fields])
+    data = bytes(data or b"")
+    if len(data) != count * row.itemsize:
+        raise RuntimeError("unexpected rows: not the expected fixed width (a NULL?)")
+    rows = np.frombuffer(data, row, count)
     return {name: rows[name] for name, _ in fields}
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -639,3 +641,51 @@ def test_reply_costs_per_model(app_ctx, monkeypatch):
     science = load_view(Filters(D, D, subjects=("science",)), today=D + timedelta(days=1))
     assert science.models["model"].tolist() == ["builtin"]
     assert science.daily.iloc[0].completion_tokens == 40
+
+
+@pytest.fixture
+def green_psycopg(app_ctx):
+    """psycopg2 waiting through a callback, as under the gevent web server (psycogreen), which
+    refuses COPY; the pool is emptied around it so that every connection is made in that mode."""
+    import psycopg2.extensions
+    import psycopg2.extras
+
+    db.engine.dispose()
+    psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    try:
+        yield
+    finally:
+        psycopg2.extensions.set_wait_callback(None)
+        db.engine.dispose()
+
+
+def test_the_dashboard_reads_without_copy_under_gevent(app_ctx, request):
+    """Rolled-up days (CSV COPY) and live days (binary COPY) read the same through a plain query
+    when psycopg2 is green, as it is in the gevent web workers."""
+    from analytics.reads import STORE, Filters, load_view, students_frame
+
+    data = Data()
+    build_two_days(data)
+    s = data.session(data.user(grade=5), utc(D + timedelta(days=2), 8), topics=("fractions",))
+    data.exchange(s, utc(D + timedelta(days=2), 8, 1), latency=1234, model="m1", prompt_tokens=5)
+    rollup_range(D, D + timedelta(days=1))  # D + 2 stays live
+    f = Filters(D - timedelta(days=1), D + timedelta(days=2))
+
+    def views():
+        STORE.clear()
+        view = load_view(f, today=D + timedelta(days=2))
+        return view, students_frame(f, today=D + timedelta(days=2))
+
+    plain, plain_students = views()
+    with pytest.raises(Exception, match="asynchronous"):  # what COPY does when green
+        request.getfixturevalue("green_psycopg")
+        with db.engine.connect() as conn:
+            conn.connection.dbapi_connection.cursor().copy_expert("COPY (SELECT 1) TO STDOUT", io.BytesIO())
+    green, green_students = views()
+    assert plain.live_days == green.live_days == [D + timedelta(days=2)]
+    pd.testing.assert_frame_equal(plain.daily, green.daily)
+    pd.testing.assert_frame_equal(plain.kpis, green.kpis)
+    pd.testing.assert_frame_equal(plain.topics, green.topics)
+    pd.testing.assert_frame_equal(plain.models, green.models)
+    pd.testing.assert_frame_equal(plain_students, green_students)
+    assert plain.total_sessions == 5

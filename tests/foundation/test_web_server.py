@@ -1,6 +1,7 @@
 """The production web server (the Procfile's gunicorn line): hundreds of idle reply streams
 cost no thread and no Redis connection each, and the rest of the app keeps answering."""
 
+import json
 import os
 import signal
 import socket
@@ -13,12 +14,29 @@ import psutil
 import pytest
 import redis as redis_py
 
+from dashboard.callbacks import main_callback_payload
 from foundation.extensions import db
 from tests.foundation.test_devserver import ROOT, _free_port
 from tests.foundation.test_supervisor import Browserless
 from tutor.users import create_user
 
 STREAMS = 300
+
+
+def _analytics_days() -> None:
+    """A session yesterday (rolled up, as the nightly job would) and one today (read live)."""
+    from datetime import timedelta
+
+    from analytics.rollup import local_day_bounds, local_today, rollup_range
+    from tests.rows import Rows
+
+    rows = Rows()
+    today = local_today()
+    for day in (today - timedelta(days=1), today):
+        start = local_day_bounds(day, "UTC")[0]
+        session = rows.session(rows.user(grade=6), start, topics=("fractions",))
+        rows.exchange(session, start + timedelta(seconds=5), model="m1", prompt_tokens=10, completion_tokens=20)
+    rollup_range(today - timedelta(days=1), today - timedelta(days=1))
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -60,6 +78,7 @@ def test_idle_streams_hold_no_thread_and_the_site_keeps_answering(app, services,
     with app.app_context():
         create_user("ops@school.org", "learning123", role="admin")
         db.session.commit()
+        _analytics_days()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -102,6 +121,17 @@ def test_idle_streams_hold_no_thread_and_the_site_keeps_answering(app, services,
         assert status == 200, body
         for path in ("/admin/analytics/", "/admin/rq/"):
             assert _timed_get(base, path, admin.opener)[0] == 200
+        # the dashboard's main callback reads rolled-up days and today's raw rows; psycopg2 is
+        # green in these workers and cannot COPY, which the reads must not need
+        request = urllib.request.Request(
+            base + "/admin/analytics/_dash-update-component",
+            data=json.dumps(main_callback_payload("week")).encode(),
+            headers={"Content-Type": "application/json", "Origin": base},  # as the page sends it
+        )
+        with admin.opener.open(request, timeout=30) as response:
+            assert response.status == 200
+            body = json.loads(response.read())
+        assert "no sessions in this range" not in body["response"]["range-label"]["children"]
     finally:
         for sock in sockets:
             sock.close()
