@@ -20,6 +20,7 @@ from foundation import metrics
 from foundation.extensions import db, redis_ext
 from tutor import streams
 from tutor.guardrail import reveals_answer
+from tutor.mastery import record_chat_answer
 from tutor.models import Message, TutoringSession, User
 from tutor.prompting import Grounding, MessageTooLong, build_messages, prompt_budget
 from tutor.providers import (
@@ -158,6 +159,7 @@ def _generate(reply_id: int, attempt: int) -> str:
         raise streams.Superseded(f"reply {reply_id}: attempt {attempt} lost the final update")
     streams.append(redis, reply_id, streams.DONE, {"id": reply_id, "content": content}, attempt)
     metrics.record_reply(redis, provider.name, latency_ms)
+    record_chat_answer(reply_id, subject, turns, provider)  # an answer to grade: an attempt (tutor.mastery)
     return "done"
 
 

@@ -31,6 +31,9 @@ TEST_CONFIG = {
     "EMBED_ALLOWED_ORIGINS": "https://school.example",
 }
 TABLES = (
+    "bkt_params",
+    "mastery",
+    "attempts",
     "rollup_daily",
     "rollup_students",
     "rollup_topics",

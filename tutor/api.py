@@ -21,6 +21,7 @@ from foundation.queue import enqueue
 from . import streams
 from .auth import csrf_ok, csrf_token, log_out
 from .curriculum import get_curriculum, match_topics, subjects_payload
+from .mastery import progress
 from .models import Message, SessionTopic, TutoringSession
 from .relay import relay_for
 from .rendering import render_markdown
@@ -402,6 +403,16 @@ def rate_session(session_id: str):
     if session.status != "active":
         _enqueue_metrics(session.id)
     return jsonify(id=str(session.id), satisfaction=session.satisfaction, comment=session.rating_comment)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+@bp.get("/progress")
+def get_progress():
+    """Mastery per topic (BKT over graded attempts) for the topics the student has attempted."""
+    user = require_student()
+    return jsonify(topics=progress(user.id))
 
 
 # ----------------------------------------------------------------------------- replies

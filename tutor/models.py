@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -155,3 +156,72 @@ class Message(db.Model):
     # The guardrail's verdict on a finished tutor reply: does it give away the final answer
     # to the problem the student brought? Null for student messages and unchecked replies.
     answer_revealed: Mapped[bool | None] = mapped_column(Boolean)
+
+
+ATTEMPT_SOURCES = ("problem", "check", "quiz")
+GRADERS = ("sympy", "text", "model")
+
+
+class Attempt(db.Model):
+    """One graded answer: the evidence mastery is computed from (``docs/ANALYTICS.md``).
+
+    ``item`` is the problem or question as asked (tidied); a student's first answer to an
+    item is the one that counts, so (student, subject, topic, item) is unique and later
+    answers to the same item are not stored.
+    """
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        CheckConstraint(_in("source", ATTEMPT_SOURCES), name="source"),
+        CheckConstraint(_in("graded_by", GRADERS), name="graded_by"),
+        UniqueConstraint("student_id", "subject", "topic", "item", name="uq_attempts_student_item"),
+        Index("ix_attempts_student_id_subject_topic_created_at", "student_id", "subject", "topic", "created_at"),
+        Index("ix_attempts_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(64), nullable=False)
+    topic: Mapped[str] = mapped_column(String(120), nullable=False)
+    item: Mapped[str] = mapped_column(String(300), nullable=False)
+    answer: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    correct: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    hints_seen: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0", default=0)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    graded_by: Mapped[str] = mapped_column(String(16), nullable=False)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    verdict: Mapped[str | None] = mapped_column(Text)  # the model's own words, when a model graded
+    created_at: Mapped[datetime] = now_column()
+
+
+class Mastery(db.Model):
+    """A student's current P(known) for one topic (Bayesian Knowledge Tracing), kept up to
+    date after every attempt and recomputed when the topic's parameters are refitted."""
+
+    __tablename__ = "mastery"
+
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(120), primary_key=True)
+    p_known: Mapped[float] = mapped_column(Float, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    correct: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    last_attempt: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BktParams(db.Model):
+    """Fitted BKT parameters of one topic (the nightly refit); a topic without a row, or
+    with too few attempts, uses the defaults in ``tutor.mastery``."""
+
+    __tablename__ = "bkt_params"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(120), primary_key=True)
+    p_init: Mapped[float] = mapped_column(Float, nullable=False)
+    p_learn: Mapped[float] = mapped_column(Float, nullable=False)
+    p_guess: Mapped[float] = mapped_column(Float, nullable=False)
+    p_slip: Mapped[float] = mapped_column(Float, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    students: Mapped[int] = mapped_column(Integer, nullable=False)
+    fitted_at: Mapped[datetime] = now_column()

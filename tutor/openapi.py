@@ -127,6 +127,19 @@ SPEC: dict[str, Any] = {
                     "attempts": {"type": "integer"},
                 },
             },
+            "TopicProgress": {
+                "type": "object",
+                "required": ["subject", "topic", "name", "mastery", "attempts", "correct", "last_attempt"],
+                "properties": {
+                    "subject": {"type": "string"},
+                    "topic": {"type": "string"},
+                    "name": {"type": "string"},
+                    "mastery": {"type": "number", "minimum": 0, "maximum": 1},
+                    "attempts": {"type": "integer", "minimum": 1},
+                    "correct": {"type": "integer", "minimum": 0},
+                    "last_attempt": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
             "Queued": {
                 "type": "object",
                 "properties": {
@@ -266,6 +279,23 @@ SPEC: dict[str, Any] = {
                     }
                 ),
                 "responses": {"200": _json({"type": "object"}), **_errors(400, *AUTHED)},
+            }
+        },
+        "/api/v1/progress": {
+            "get": {
+                "summary": "Own mastery per topic (topics with at least one graded attempt)",
+                "description": "mastery is the probability that the student knows the topic (Bayesian Knowledge "
+                "Tracing over their graded answers); see docs/ANALYTICS.md.",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["topics"],
+                            "properties": {"topics": {"type": "array", "items": _ref("TopicProgress")}},
+                        }
+                    ),
+                    **_errors(401, 403, 503),
+                },
             }
         },
         "/api/v1/messages/{reply_id}": {
