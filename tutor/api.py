@@ -23,6 +23,7 @@ from .auth import csrf_ok, csrf_token, log_out
 from .curriculum import get_curriculum, match_topics, subjects_payload
 from .mastery import progress
 from .models import Message, SessionTopic, TutoringSession
+from .quiz import QuizError, mark_quiz, start_quiz
 from .relay import relay_for
 from .rendering import render_markdown
 from .replies import enqueue_reply
@@ -413,6 +414,29 @@ def get_progress():
     """Mastery per topic (BKT over graded attempts) for the topics the student has attempted."""
     user = require_student()
     return jsonify(topics=progress(user.id))
+
+
+@bp.post("/quiz")
+def create_quiz():
+    """ "Quiz me" on a topic: up to five questions, and the token to send the answers with."""
+    user = require_student()
+    data = body("subject", "topic")
+    try:
+        quiz = start_quiz(user.id, data["subject"], data["topic"])
+    except QuizError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    return jsonify(quiz.json()), 201
+
+
+@bp.post("/quiz/answers")
+def answer_quiz():
+    """Grade a quiz's answers; each becomes an attempt and moves the topic's mastery."""
+    user = require_student()
+    data = body("quiz", "answers")
+    try:
+        return jsonify(mark_quiz(user.id, data["quiz"], data["answers"]))
+    except QuizError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- replies

@@ -205,8 +205,8 @@ def _curriculum_order() -> dict[tuple[str, str], tuple[int, int]]:
 
 def practise_next(topics: list[dict[str, Any]]) -> dict[str, str] | None:
     """What to practise next: the started topic with the lowest mastery while one is below
-    ``MASTERED``; once all are mastered, the next topic (in teaching order) of the subject
-    practised last; None before any attempt."""
+    ``MASTERED``; once all are mastered, the next topic not started yet, in teaching order
+    after the topic practised last; None before any attempt (or when nothing is left)."""
     if not topics:
         return None
     open_topics = [t for t in topics if t["mastery"] < MASTERED]
@@ -216,10 +216,15 @@ def practise_next(topics: list[dict[str, Any]]) -> dict[str, str] | None:
                 "reason": "lowest mastery"}  # fmt: skip
     latest = max(topics, key=lambda t: t["last_attempt"] or "")
     subject = get_curriculum().subject(latest["subject"])
-    started = {t["topic"] for t in topics if t["subject"] == latest["subject"]}
-    for topic in subject.topics if subject else ():
-        if topic.id not in started:
-            return {"subject": subject.id, "topic": topic.id, "name": topic.name, "reason": "next topic"}
+    if subject is None:
+        return None
+    started = {t["topic"] for t in topics if t["subject"] == subject.id}
+    order = [t.id for t in subject.topics]
+    at = order.index(latest["topic"]) + 1 if latest["topic"] in order else 0
+    for topic_id in order[at:] + order[:at]:  # the topics after the last one practised first
+        if topic_id not in started:
+            topic = subject.topic(topic_id)
+            return {"subject": subject.id, "topic": topic_id, "name": topic.name, "reason": "next topic"}  # type: ignore[union-attr]
     return None
 
 

@@ -140,6 +140,48 @@ SPEC: dict[str, Any] = {
                     "last_attempt": {"type": ["string", "null"], "format": "date-time"},
                 },
             },
+            "Quiz": {
+                "type": "object",
+                "properties": {
+                    "quiz": {"type": "string", "description": "Send it back with the answers (valid 6 hours)"},
+                    "subject": {"type": "string"},
+                    "topic": {"type": "string"},
+                    "name": {"type": "string"},
+                    "questions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"index": {"type": "integer"}, "question": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+            "QuizResult": {
+                "type": "object",
+                "properties": {
+                    "subject": {"type": "string"},
+                    "topic": {"type": "string"},
+                    "name": {"type": "string"},
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "question": {"type": "string"},
+                                "answer": {"type": "string"},
+                                "correct": {"type": ["boolean", "null"], "description": "null: skipped"},
+                                "expected": {"type": ["string", "null"]},
+                                "counted": {
+                                    "type": "boolean",
+                                    "description": "false: answered before (the first answer counts) or skipped",
+                                },
+                            },
+                        },
+                    },
+                    "mastery_before": {"type": ["number", "null"]},
+                    "progress": {"oneOf": [_ref("TopicProgress"), {"type": "null"}]},
+                },
+            },
             "Queued": {
                 "type": "object",
                 "properties": {
@@ -296,6 +338,35 @@ SPEC: dict[str, Any] = {
                     ),
                     **_errors(401, 403, 503),
                 },
+            }
+        },
+        "/api/v1/quiz": {
+            "post": {
+                "summary": "Quiz me: up to five questions on a topic (check questions, then new maths ones)",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["subject", "topic"],
+                        "properties": {"subject": {"type": "string"}, "topic": {"type": "string"}},
+                    }
+                ),
+                "responses": {"201": _json(_ref("Quiz"), "Created"), **_errors(400, 401, 403, 409, 503)},
+            }
+        },
+        "/api/v1/quiz/answers": {
+            "post": {
+                "summary": "Answer a quiz: every answer is graded and recorded as an attempt",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["quiz", "answers"],
+                        "properties": {
+                            "quiz": {"type": "string"},
+                            "answers": {"type": "array", "items": {"type": ["string", "null"]}},
+                        },
+                    }
+                ),
+                "responses": {"200": _json(_ref("QuizResult")), **_errors(400, 401, 403, 503)},
             }
         },
         "/api/v1/messages/{reply_id}": {

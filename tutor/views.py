@@ -15,7 +15,9 @@ from . import bp
 from .auth import csrf_ok, log_out, role_required, safe_next, user_for_embed
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, site_keys, verify_token
+from .mastery import MASTERED, practise_next, progress
 from .models import TutoringSession
+from .quiz import QuizError, mark_quiz, start_quiz
 from .throttle import login_throttled, record_failed_login, registration_wait
 from .users import UserError, authenticate, create_user
 
@@ -94,6 +96,48 @@ def sessions():
         .limit(50)
     ).all()
     return render_template("sessions.html", sessions=rows, subjects=get_curriculum().subjects)
+
+
+@bp.get("/progress")
+@login_required
+@role_required("student")
+def my_progress():
+    """Mastery per topic as bars, what to practise next, and "Quiz me" on any topic."""
+    topics = progress(current_user.id)
+    return render_template(
+        "progress.html",
+        topics=topics,
+        next_up=practise_next(topics),
+        subjects=get_curriculum().subjects,
+        mastered=MASTERED,
+    )
+
+
+@bp.get("/quiz")
+@login_required
+@role_required("student")
+def quiz():
+    subject, topic = request.args.get("subject", ""), request.args.get("topic", "")
+    if "/" in request.args.get("choice", ""):
+        subject, topic = request.args["choice"].split("/", 1)
+    try:
+        started = start_quiz(current_user.id, subject, topic)
+    except QuizError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("tutor.my_progress"))
+    return render_template("quiz.html", quiz=started)
+
+
+@bp.post("/quiz")
+@login_required
+@role_required("student")
+def quiz_answers():
+    try:
+        result = mark_quiz(current_user.id, request.form.get("quiz", ""), request.form.getlist("answer"))
+    except QuizError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("tutor.my_progress"))
+    return render_template("quiz_result.html", result=result, mastered=MASTERED)
 
 
 @bp.get("/sessions/<session_id>")
