@@ -5,12 +5,11 @@ Needs Chromium at /usr/bin/chromium (or ``CHROMIUM_PATH``); skipped without it e
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.browser_support import require_chromium
+from tests.browser_support import require_chromium, serve
 from tutor.grading import answer_for
 
 WAIT_MS = 20_000
@@ -25,17 +24,8 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def live_server(app) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="progress-live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(app, "progress-live-server") as url:
+        yield url
 
 
 @pytest.fixture
