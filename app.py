@@ -51,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config["DEBUG"] = False if app.config["APP_ENV"] == "production" else app.config.get("DEBUG", False)
 
+    import analytics.knowledge  # noqa: F401  (the mastery snapshot joins them too)
     import analytics.tables  # noqa: F401  (the analytics tables join the models' metadata)
     from analytics import cli as analytics_cli
     from devtools import cli as devtools_cli

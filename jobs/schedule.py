@@ -49,6 +49,7 @@ SCHEDULE: list[PeriodicJob] = [
     PeriodicJob("sweep-outbox", "jobs.maintenance.sweep_outbox", interval=60, timeout=120),
     PeriodicJob("recover-stale-replies", "jobs.maintenance.recover_stale_replies", interval=300, timeout=120),
     PeriodicJob("nightly-rollup", "jobs.analytics.aggregate_daily_stats", cron="15 0 * * *", timeout=3600),
+    PeriodicJob("nightly-mastery-refit", "jobs.mastery.refit_mastery", cron="30 0 * * *", timeout=3600),
     PeriodicJob("purge-expired", "jobs.maintenance.purge_expired", cron="45 3 * * *", timeout=900),
 ]
 

@@ -31,6 +31,7 @@ TEST_CONFIG = {
     "EMBED_ALLOWED_ORIGINS": "https://school.example",
 }
 TABLES = (
+    "mastery_daily",
     "bkt_params",
     "mastery",
     "attempts",
