@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 
 from foundation.config import ConfigError
 
+from .search import Document, TopicSearch
+
 __all__ = [
     "DEFAULT_DIRECTORY",
     "use_directory",
@@ -355,6 +357,7 @@ def _text(file: str, key: str, value: Any) -> str:
 _MAX_PHRASE_WEIGHT = 3
 _NAME_BONUS = 1
 _STRUCTURE_WEIGHT = 4
+_TEXT_WEIGHT = 1.5  # the best whole-text (BM25) match; the others in proportion
 
 _CHAR_MAP = str.maketrans(
     {
@@ -420,9 +423,11 @@ class _Index:
     phrases: dict[tuple[str, ...], tuple[tuple[str, str, int], ...]]  # tokens -> (subject, topic, weight)
     longest: int
     topics: dict[str, tuple[tuple[str, str], ...]]  # topic id -> ((subject id, topic id), ...)
+    search: TopicSearch  # BM25 over each topic's whole text, and typo correction
 
 
 def _build_index(subjects: Iterable[Subject]) -> _Index:
+    subjects = list(subjects)
     best: dict[tuple[str, ...], dict[tuple[str, str], int]] = {}
     topics: dict[str, list[tuple[str, str]]] = {}
     for subject in subjects:
@@ -442,7 +447,14 @@ def _build_index(subjects: Iterable[Subject]) -> _Index:
         phrases=phrases,
         longest=max((len(t) for t in phrases), default=0),
         topics={tid: tuple(keys) for tid, keys in topics.items()},
+        search=TopicSearch(_document(subject, topic) for subject in subjects for topic in subject.topics),
     )
+
+
+def _document(subject: Subject, topic: Topic) -> Document:
+    body = [topic.explanation, topic.worked_example, *topic.hints, *topic.misconceptions]
+    body += [q.question for q in topic.check_questions]
+    return Document((subject.id, topic.id), " ".join((topic.name, *topic.keywords)), "\n".join(body))
 
 
 # Maths structures, matched against normalize_text() output. Each maps to a topic id; the
@@ -525,8 +537,8 @@ def match_topics(text: str, subject_id: str | None = None, curriculum: Curriculu
             return []
 
     norm = normalize_text(text[:MAX_MATCH_TEXT])
-    tokens = [_stem(t) for t in _TOKEN_RE.findall(norm)]
-    scores: dict[tuple[str, str], int] = {}
+    tokens = [_stem(index.search.correct(t)) for t in _TOKEN_RE.findall(norm)]
+    scores: dict[tuple[str, str], float] = {}
 
     for n in range(1, min(index.longest, len(tokens)) + 1):
         for gram in {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}:
@@ -542,7 +554,14 @@ def match_topics(text: str, subject_id: str | None = None, curriculum: Curriculu
             if wanted is None or subject == wanted:
                 scores[(subject, topic)] = scores.get((subject, topic), 0) + _STRUCTURE_WEIGHT
 
-    best: dict[str, int] = {}
+    allowed = {key for key in index.search.keys if wanted is None or key[0] == wanted}
+    relevance = index.search.scores(norm, allowed)
+    if relevance:
+        top = max(relevance.values())
+        for key, score in relevance.items():
+            scores[key] = scores.get(key, 0) + _TEXT_WEIGHT * score / top
+
+    best: dict[str, float] = {}
     for (_, topic), score in scores.items():
         best[topic] = max(best.get(topic, 0), score)
     if not best:
