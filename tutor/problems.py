@@ -26,7 +26,7 @@ _VARS = "xyzabnmtpqk"
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # equation | arithmetic | fraction | simplify | percentage | rate
+    kind: str  # equation | arithmetic | fraction | simplify | percentage | rate | geometry
     display: str  # the problem as the student wrote it (tidied)
     answer: sympy.Expr
     variable: str | None = None
@@ -42,6 +42,7 @@ class Problem:
             "simplify": "fractions",
             "percentage": "percentages",
             "rate": "ratios and rates",
+            "geometry": "area and perimeter",
         }[self.kind]
 
     def answer_text(self) -> str:
@@ -50,6 +51,11 @@ class Problem:
             return f"{self.variable} = {value}"
         if self.kind == "rate" and self.unit:
             return f"{value} {self.unit}"
+        if self.kind == "geometry":
+            exact = value.replace("*pi", "π")
+            if self.answer.has(sympy.pi):
+                exact += f" ≈ {float(self.answer):.2f}"
+            return f"{exact} {self.unit}" if self.unit else exact
         return value
 
 
@@ -61,7 +67,10 @@ def format_value(value: sympy.Expr) -> str:
 
 
 def _clean(text: str) -> str:
-    text = text.replace("×", "*").replace("÷", "/").replace("−", "-").replace("–", "-").replace("^", "**")
+    text = text.replace("×", "*").replace("÷", " / ").replace("−", "-").replace("–", "-").replace("^", "**")
+    text = text.replace("π", " pi ").replace("²", "")
+    for words, symbol in ((r"times|multiplied\s+by", "*"), (r"divided\s+by|over", "/"), ("plus", "+"), ("minus", "-")):
+        text = re.sub(rf"(?<=\d)\s*\b(?:{words})\b\s*(?=\d)", f" {symbol} ", text)
     return re.sub(r"(?<=\d)\s*[xX]\s*(?=\d)", "*", text)  # 12 x 7 means times
 
 
@@ -84,7 +93,28 @@ def find_problem(text: str) -> Problem | None:
     """
     raw = text.lower()
     cleaned = _clean(raw)
-    return _percentage(cleaned) or _rate(cleaned) or _equation(cleaned) or _simplify(cleaned) or _expression(cleaned)
+    return (
+        _percentage(cleaned)
+        or _rate(cleaned)
+        or _geometry(cleaned)
+        or _equation(cleaned)
+        or _simplify(cleaned)
+        or _expression(cleaned)
+    )
+
+
+def find_claim(text: str) -> tuple[Problem, sympy.Expr, str] | None:
+    """A worked sum with its result ("i think 3/4 + 2/3 = 5/7", "12 x 7 = 84?"): the problem
+    on the left, the value the student claims and that value as written; None otherwise."""
+    cleaned = _clean(text.lower()).replace(",", "")
+    match = re.search(rf"([\d(][\d\s.+\-*/()]*[\d)])\s*=\s*({_NUM})(?![\d./])", cleaned)
+    if not match:
+        return None
+    problem = _expression(match.group(1))
+    value = _parse(match.group(2))
+    if problem is None or value is None:
+        return None
+    return problem, sympy.nsimplify(value), match.group(2).replace(" ", "")
 
 
 def _equation(text: str) -> Problem | None:
@@ -113,13 +143,75 @@ def _equation(text: str) -> Problem | None:
     return None
 
 
+_LENGTH_UNIT = r"(?:\s*(mm|cm|m|km|in|ft)\b)?"
+
+
+def _dimension(text: str, *names: str) -> tuple[sympy.Expr, str | None] | None:
+    for name in names:
+        match = re.search(rf"\b{name}s?\b(?:\s+(?:of|is|=|length|:))*\s*({_NUM}){_LENGTH_UNIT}", text)
+        if match:
+            return sympy.nsimplify(match.group(1)), match.group(2)
+    return None
+
+
+def _geometry(text: str) -> Problem | None:
+    """Area, perimeter or circumference of a circle, rectangle, square or triangle."""
+    match = re.search(r"\b(area|perimeter|circumference)\b.{0,40}?\b(circle|rectangle|square|triangle)\b", text)
+    if not match:
+        return None
+    quantity, shape = match.groups()
+    rest = text[match.end() :]
+    dims: dict[str, sympy.Expr] = {}
+    unit: str | None = None
+    if shape == "circle":
+        found = _dimension(rest, "radius", "r")
+        if found:
+            dims["radius"], unit = found
+        elif found := _dimension(rest, "diameter", "d"):
+            dims["radius"], unit = found[0] / 2, found[1]
+        else:
+            return None
+        r = dims["radius"]
+        value = sympy.pi * r**2 if quantity == "area" else 2 * sympy.pi * r
+    elif shape in {"rectangle", "square"}:
+        by = re.search(rf"({_NUM}){_LENGTH_UNIT}\s*(?:by|\*|x)\s*({_NUM}){_LENGTH_UNIT}", rest)
+        length, width = _dimension(rest, "length", "long"), _dimension(rest, "width", "wide", "breadth")
+        side = _dimension(rest, "side", "sides", "side length")
+        if by:
+            a, b, unit = sympy.nsimplify(by.group(1)), sympy.nsimplify(by.group(3)), by.group(2) or by.group(4)
+        elif length and width:
+            (a, unit), (b, _u) = length, width
+        elif side:
+            (a, unit), b = side, side[0]
+        else:
+            return None
+        if shape == "square" and not by:
+            b = a
+        dims = {"side": a} if a == b and shape == "square" else {"length": a, "width": b}
+        if quantity == "circumference":
+            return None
+        value = a * b if quantity == "area" else 2 * (a + b)
+    else:  # triangle: area from base and height
+        base, height = _dimension(rest, "base"), _dimension(rest, "height", "perpendicular height")
+        if quantity != "area" or not base or not height:
+            return None
+        (b, unit), (h, _u) = base, height
+        dims = {"base": b, "height": h}
+        value = b * h / 2
+    shown = f"{quantity} of a {shape} with " + " and ".join(
+        f"{k} {format_value(v)}{' ' + unit if unit else ''}" for k, v in dims.items()
+    )
+    unit_text = (f"{unit}²" if quantity == "area" else unit) if unit else None
+    return Problem("geometry", shown, value, unit=unit_text, parts=(quantity, shape, tuple(dims.items())))
+
+
 def _expression(text: str) -> Problem | None:
     candidates = re.findall(r"[\d(][\d\s.+\-*/()]*[\d)]", text)
     for candidate in sorted(candidates, key=len, reverse=True):
         if not re.search(r"\d\s*[-+*/]\s*[\d(]|\)\s*[-+*/]", candidate):
             continue
-        if re.fullmatch(r"\s*\d+\s*/\s*\d+\s*", candidate):
-            continue  # a single fraction is an answer ("I got 7/8"), not a problem
+        if re.fullmatch(r"\s*\d+/\d+\s*", candidate):
+            continue  # a single fraction is an answer ("I got 7/8"), not a problem; "144 / 12" is a division
         value = _parse(candidate)
         if value is None or not value.is_number:
             continue
@@ -177,10 +269,17 @@ def _rate(text: str) -> Problem | None:
 # ----------------------------------------------------------------------------- proposals
 
 
+_ANSWER = rf"({_NUM}(?:\s*\*?\s*pi\b)?)"
 _PROPOSAL_PATTERNS = [
-    rf"\b([{_VARS}])\s*=\s*({_NUM})\s*%?",
-    rf"\b(?:i\s+got|i\s+get|i\s+think\s+it'?s|is\s+it|it'?s|it\s+is|answer\s+is|equals|=|makes|gives)\s*:?\s*(?:[{_VARS}]\s*=\s*)?({_NUM})\s*%?",
-    rf"^\s*({_NUM})\s*%?\s*[?.!]*\s*$",
+    # "x = 2", "so x is 2?", "y equals 3"
+    rf"(?<![a-z'])([{_VARS}])\s*(?:=|is|equals|must\s+be)\s*{_ANSWER}\s*%?",
+    # "is the answer 391?", "I think it's 28.27", "I got 7/8", "would it be 60?", "my answer is 14"
+    rf"\b(?:i\s+got|i\s+get|i\s+make\s+it|i\s+think(?:\s+(?:it'?s|it\s+is|the\s+answer\s+is|that'?s|its))?|"
+    rf"i\s+reckon|(?:is|was|would|could|should|will)\s+(?:it|that|this)(?:\s+be)?|is\s+the\s+answer|"
+    rf"answer'?s|answer\s+(?:is|=|would\s+be)|that'?s|it'?s|its|it\s+is|equals|=|makes|gives|maybe|"
+    rf"probably|must\s+be|so)\s*:?\s*(?:[{_VARS}]\s*=\s*)?{_ANSWER}\s*%?",
+    # a number alone: "391", "28.27?", "5/7 cm"
+    rf"^\s*{_ANSWER}\s*%?\s*(?:[a-z]{{0,3}}²?)?\s*[?.!]*\s*(?:right|correct|is that right|is that correct)?\s*[?.!]*\s*$",
 ]
 
 
@@ -211,9 +310,29 @@ class Verdict:
 
 def check(problem: Problem, proposal: sympy.Expr) -> Verdict:
     """Exact comparison; for a wrong answer, a guess at the slip behind it."""
-    if sympy.simplify(proposal - problem.answer) == 0:
+    if sympy.simplify(proposal - problem.answer) == 0 or _rounded_match(problem.answer, proposal):
         return Verdict(True)
     return Verdict(False, _slip(problem, proposal))
+
+
+def _rounded_match(answer: sympy.Expr, proposal: sympy.Expr) -> bool:
+    """A decimal with at least two places is right if the exact answer rounds to it, when that
+    answer has no exact decimal (9π, 1/3); with π taken as 3.14 too, as many pupils are taught."""
+    if not isinstance(proposal, sympy.Rational) or proposal.q == 1:
+        return False
+    places = next((d for d in range(7) if (proposal * 10**d).q == 1), None)  # decimal places as written
+    if places is None or places < 2:
+        return False
+    exact = sympy.nsimplify(answer)
+    if (
+        isinstance(exact, sympy.Rational)
+        and not (exact.q // (2 ** sympy.multiplicity(2, exact.q))) // (5 ** sympy.multiplicity(5, exact.q)) - 1
+    ):
+        return False  # 7/8 is exactly 0.875: an approximation is not the answer
+    candidates = [exact]
+    if exact.has(sympy.pi):
+        candidates.append(exact.subs(sympy.pi, sympy.Rational(314, 100)))
+    return any(abs(sympy.N(c, 30) - proposal) <= sympy.Rational(1, 2 * 10**places) for c in candidates)
 
 
 def _slip(problem: Problem, proposal: sympy.Expr) -> str | None:
@@ -239,6 +358,22 @@ def _slip(problem: Problem, proposal: sympy.Expr) -> str | None:
                 return "common denominator"
     if problem.kind == "arithmetic" and proposal == _left_to_right(problem.parts[0]):
         return "order of operations"
+    if problem.kind == "geometry":
+        quantity, shape, dims = problem.parts
+        d = dict(dims)
+        if shape in {"rectangle", "square"}:
+            other = 2 * (d.get("length", d.get("side")) + d.get("width", d.get("side")))
+            if quantity == "perimeter":
+                other = d.get("length", d.get("side")) * d.get("width", d.get("side"))
+            if proposal == other:
+                return "area or perimeter"
+        if shape == "circle":
+            r = d["radius"]
+            swapped = 2 * sympy.pi * r if quantity == "area" else sympy.pi * r**2
+            if sympy.simplify(proposal - swapped) == 0 or _rounded_match(swapped, proposal):
+                return "circle formula"
+            if sympy.simplify(proposal - sympy.pi * r * 2) == 0 or _rounded_match(sympy.pi * r * 2, proposal):
+                return "circle formula"
     if problem.kind == "percentage" and problem.parts:
         pct, whole = problem.parts
         if proposal in {pct * whole, whole / pct if pct else None}:

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.conftest import run_jobs
-from tutor.curriculum import match_topics
+from tutor.curriculum import get_curriculum, match_topics
 from tutor.guardrail import reveals_answer
 from tutor.problems import find_problem
 from tutor.providers import ReplyContext
@@ -32,7 +32,7 @@ PROBLEMS = [
     ("mathematics", "a cyclist rides 45 km in 3 hours, how fast is that", "ratios and rates"),
 ]
 
-# Questions about an idea (no problem to solve): the right topic, a hint and a question.
+# Questions about an idea (no problem to solve): the right topic, its explanation and a check question.
 CONCEPTS = [
     ("mathematics", "how do I find the hypotenuse of a right triangle", "pythagorean theorem"),
     ("mathematics", "how do I expand brackets like 3(x + 4)", "expanding brackets"),
@@ -56,7 +56,7 @@ CONCEPTS = [
 
 OFF_TOPIC = [
     ("mathematics", "what's your favourite football team"),
-    ("mathematics", "hello"),
+    ("mathematics", "can you recommend a film"),
     ("science", "can you tell me a joke"),
     ("english", "what time is it"),
     ("science", "asdfgh"),
@@ -109,15 +109,18 @@ def test_first_reply_to_a_problem_hints_without_the_answer(app_ctx, subject, mes
 def test_concept_questions_find_the_topic(app_ctx, subject, message, topic):
     assert match_topics(message, subject)[0] == topic
     reply = _reply(subject, message)
-    assert "Hint" in reply and "?" in reply
+    name = next(t.name for t in get_curriculum().subjects[subject].topics if t.id == topic)
+    assert f"**{name}**" in reply and "Let's check: **" in reply, reply
+    assert "first step" not in reply  # no problem was posed
 
 
 @pytest.mark.parametrize(("subject", "message"), OFF_TOPIC)
 def test_off_topic_is_steered_back(app_ctx, subject, message):
     reply = _reply(subject, message)
-    assert f"I'm your {subject} tutor" in reply
-    assert reply.count("**") >= 6  # offers a few topics
-    assert "don't know" not in reply.lower()
+    name = get_curriculum().subjects[subject].name
+    assert f"I'm the offline {name} tutor" in reply and "other words" in reply and "AI model" in reply
+    assert reply.count("**") >= 6  # offers the topics
+    assert "not sure that message" not in reply.lower()
 
 
 @pytest.mark.parametrize(("problem", "proposal", "right"), PROPOSALS)
