@@ -78,6 +78,8 @@ SUBJECT_TOPICS: dict[str, list[str]] = {
         "states of matter",
         "ecosystems",
         "the water cycle",
+        "light",
+        "earth and space",
     ],
     "english": [
         "essay structure",
@@ -89,6 +91,7 @@ SUBJECT_TOPICS: dict[str, list[str]] = {
         "tenses",
         "spelling",
         "subject-verb agreement",
+        "homophones",
     ],
 }
 TOPIC_ZIPF_EXPONENT = 1.1
