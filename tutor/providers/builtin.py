@@ -327,7 +327,9 @@ def _topic_reply(topic, level: int, about: str = "") -> str:
     hints = ordered_hints(topic, about)
     question = relevant_check(topic, about).question
     if level == 0:
-        slip = f"\n\n*A common mix-up:* {topic.misconceptions[0]}" if topic.misconceptions else ""
+        # A misconception with worked numbers ("1/2 + 1/3 = 2/5 (it is 5/6)") reads as a worked answer: left out.
+        mix_ups = [m for m in topic.misconceptions if not re.search(r"\d", m)]
+        slip = f"\n\n*A common mix-up:* {mix_ups[0]}" if mix_ups else ""
         return f"This is about **{topic.name}**. {topic.explanation}{slip}\n\nLet's check: **{question}**"
     if level <= len(hints):
         return (
