@@ -13,7 +13,8 @@ then cycles Quarter → Week → Month ``--rounds`` times by clicking the period
 For each change: **paint** is the time from the click to the last ``plotly_afterplot`` of any
 chart once every callback has answered (no Dash component loading, nothing drawn for 400 ms);
 **server** is the longest ``_dash-update-component`` request of that change as the browser's
-Resource Timing saw it (request start to response end). Medians per change and overall are
+Resource Timing saw it (request start to response end), **all answered** when the last of
+them had arrived, from the click. Medians per change and overall are
 printed and written as JSON under ``bench/results/``.
 """
 
@@ -71,8 +72,10 @@ _READY = """
 _RESULT = """
 () => {
   const calls = performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update-component'));
-  return {paint: window.__paint.last - window.__paint.t0, draws: window.__paint.draws,
-          server: Math.max(0, ...calls.map(e => e.responseEnd - e.requestStart)), callbacks: calls.length};
+  const t0 = window.__paint.t0;
+  return {paint: window.__paint.last - t0, draws: window.__paint.draws,
+          server: Math.max(0, ...calls.map(e => e.responseEnd - e.requestStart)), callbacks: calls.length,
+          answered: Math.max(0, ...calls.map(e => e.responseEnd - t0))};
 }
 """
 
@@ -87,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5, help="Quarter → Week → Month cycles (default 5)")
     p.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout whose web app is measured")
     p.add_argument("--label", default="")
+    p.add_argument("--trace", type=Path, help="write a Chrome trace of the last round's change to Quarter here")
     p.add_argument("--port", type=int, default=8766)
     p.add_argument("--chromium", default=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
     return p.parse_args(argv)
@@ -176,12 +180,29 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for round_ in range(args.rounds + 1):  # the first cycle warms up
                 for value, days in SEQUENCE:
                     page.evaluate(_ARM)
+                    tracing = args.trace and round_ == args.rounds and value == SEQUENCE[0][0]
+                    if tracing:  # one change, as a Chrome trace (open it in chrome://tracing or Perfetto)
+                        browser.start_tracing(
+                            page=page,
+                            path=str(args.trace),
+                            screenshots=False,
+                            categories=[
+                                "devtools.timeline",
+                                "disabled-by-default-devtools.timeline",
+                                "disabled-by-default-v8.cpu_profiler",
+                                "v8.execute",
+                                "blink.user_timing",
+                            ],
+                        )
                     page.evaluate(_CLICK, value)
                     page.wait_for_function(_SETTLED, arg=[days, 400], polling=50)
+                    if tracing:
+                        browser.stop_tracing()
                     result = page.evaluate(_RESULT)
                     if round_:
                         changes.append({"to": value} | result)
                         print(f"  → {value:8s} paint {result['paint']:7.0f} ms   server {result['server']:5.0f} ms"
+                              f"   all answered {result['answered']:5.0f} ms"
                               f"   ({result['callbacks']} callbacks, {result['draws']} draws)")  # fmt: skip
                     page.wait_for_timeout(300)
             browser.close()
@@ -204,8 +225,12 @@ def main(argv: list[str] | None = None) -> None:
         rows = [c for c in out["changes"] if value in ("all", c["to"])]
         paint = statistics.median(c["paint"] for c in rows)
         server = statistics.median(c["server"] for c in rows)
-        summary[value] = {"paint_ms": paint, "server_ms": server, "n": len(rows)}
-        print(f"  {value:8s} paint {paint:7.0f} ms   server {server:5.0f} ms   (n={len(rows)})")
+        answered = statistics.median(c["answered"] for c in rows)
+        summary[value] = {"paint_ms": paint, "server_ms": server, "answered_ms": answered, "n": len(rows)}
+        print(
+            f"  {value:8s} paint {paint:7.0f} ms   server {server:5.0f} ms   all answered {answered:5.0f} ms"
+            f"   (n={len(rows)})"
+        )
     print(f"load average {load_before} at start, {os.getloadavg()} at end")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"paint-{args.label or 'run'}-{started:%Y%m%dT%H%M%SZ}.json"

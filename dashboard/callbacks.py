@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode
 
 import dash
 import pandas as pd
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
@@ -268,11 +268,13 @@ def update_students(search, time_range, start, end, subjects, grades, selected=N
     return layout.students_table(frame, frame.attrs.get("total", len(frame)), selected)
 
 
-def pick_student(trigger: dict[str, Any] | None, clicks: int | None) -> int:
-    """The student whose row was clicked (``trigger``: the row button's id; ``clicks``: its n_clicks)."""
-    if not trigger or not clicks:
-        raise PreventUpdate  # rows (re)rendered, not clicked
-    return int(trigger["index"])
+def pick_student(fragment: str | None) -> int:
+    """The student whose name was clicked: the URL fragment ``#student-<id>`` (other fragments,
+    such as a KPI card's, leave the choice as it is)."""
+    prefix = layout.STUDENT_FRAGMENT
+    if not fragment or not fragment.startswith(prefix) or not fragment[len(prefix) :].isdigit():
+        raise PreventUpdate
+    return int(fragment[len(prefix) :])
 
 
 def show_student(student_id: int | None):
@@ -373,11 +375,7 @@ def register(app: Dash) -> None:
         State("selected-student", "data"),
     )(update_students)
 
-    app.callback(
-        Output("selected-student", "data"),
-        Input({"type": "student-row", "index": ALL}, "n_clicks"),
-        prevent_initial_call=True,
-    )(lambda _clicks: pick_student(ctx.triggered_id, ctx.triggered[0]["value"] if ctx.triggered else None))
+    app.callback(Output("selected-student", "data"), Input("url", "hash"))(pick_student)
 
     app.callback(
         Output("student-name", "children"),

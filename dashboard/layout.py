@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -431,88 +432,76 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _static_table(head: list[tuple[str, str]], rows: list[tuple[str, list[tuple[str, str]]]]) -> dcc.Markdown:
+    """A table drawn as one component: its HTML, every value escaped here.
+
+    A table of ``html.Tr``/``html.Td`` components costs dash-renderer work per cell on every
+    store update (it re-checks each connected component), which made a range change take
+    seconds to paint with a 50-row student list; one component per table is cheap. ``rows``
+    holds (row class, [(cell HTML, cell class)]); cell HTML must already be escaped.
+    """
+    head_html = "".join(f'<th class="{c}">{escape(h)}</th>' if c else f"<th>{escape(h)}</th>" for h, c in head)
+    body = []
+    for row_class, cells in rows:
+        tds = "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>" for v, c in cells)
+        body.append(f'<tr class="{row_class}">{tds}</tr>' if row_class else f"<tr>{tds}</tr>")
+    table = f'<table class="table"><thead><tr>{head_html}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return dcc.Markdown(table, dangerously_allow_html=True, className="static-table")
+
+
 def sessions_table(
     frame: pd.DataFrame, subject_names: dict[str, str], topic_names: dict[str, str] | None = None
-) -> html.Div:
+) -> html.Div | dcc.Markdown:
     """The recent-sessions list (topics by their curriculum names)."""
     topic_names = topic_names or {}
     if frame is None or not len(frame):
         return empty_state("No sessions in this range", "Try a longer period or fewer filters.")
     rows = []
     for r in frame.itertuples(index=False):
-        started = pd.Timestamp(r.started)
-        rows.append(
-            html.Tr(
-                [
-                    html.Td(started.strftime("%d %b %H:%M"), className="nowrap"),
-                    html.Td(r.student),
-                    html.Td(subject_names.get(r.subject, r.subject)),
-                    html.Td(
-                        ", ".join(topic_names.get(t, t) for t in r.topics.split(", ")) if r.topics else "—",
-                        className="muted",
-                    ),
-                    html.Td(_cell(r.duration_min), className="num"),
-                    html.Td("★" * int(r.satisfaction) if r.satisfaction == r.satisfaction and r.satisfaction else "—"),
-                    html.Td(html.Span(r.status, className=f"pill {r.status}")),
-                ]
-            )
-        )
-    head = [
-        ("Started", ""),
-        ("Student", ""),
-        ("Subject", ""),
-        ("Topics", ""),
-        ("Min", "num"),
-        ("Rating", ""),
-        ("Status", ""),
-    ]
-    return html.Table(
-        className="table",
-        children=[html.Thead(html.Tr([html.Th(h, className=c or None) for h, c in head])), html.Tbody(rows)],
-    )
+        topics = ", ".join(topic_names.get(t, t) for t in r.topics.split(", ")) if r.topics else "—"
+        stars = "★" * int(r.satisfaction) if r.satisfaction == r.satisfaction and r.satisfaction else "—"
+        status = escape(str(r.status))
+        cells = [
+            (pd.Timestamp(r.started).strftime("%d %b %H:%M"), "nowrap"),
+            (escape(str(r.student)), ""),
+            (escape(subject_names.get(r.subject, r.subject)), ""),
+            (escape(topics), "muted"),
+            (escape(_cell(r.duration_min)), "num"),
+            (stars, ""),
+            (f'<span class="pill {status}">{status}</span>', ""),
+        ]
+        rows.append(("", cells))
+    head = [("Started", ""), ("Student", ""), ("Subject", ""), ("Topics", ""), ("Min", "num"), ("Rating", ""),
+            ("Status", "")]  # fmt: skip
+    return _static_table(head, rows)
+
+
+#: The URL fragment that opens a student's timeline (the student table's names link to it).
+STUDENT_FRAGMENT = "#student-"
 
 
 def students_table(frame: pd.DataFrame, total: int, selected: int | None = None) -> html.Div:
-    """The student table: one row per student, each with a button that opens their timeline."""
+    """The student table: one row per student; a name links to ``#student-<id>``, which opens
+    their timeline (and can be bookmarked with the view)."""
     if frame is None or not len(frame):
         return empty_state("No students in this range", "Try a longer period, fewer filters or another search.")
     rows = []
     for r in frame.itertuples(index=False):
-        rows.append(
-            html.Tr(
-                className="selected" if selected == r.student_id else None,
-                children=[
-                    html.Td(
-                        html.Button(
-                            r.name,
-                            id={"type": "student-row", "index": int(r.student_id)},
-                            className="button link",
-                            title=r.email,
-                        )
-                    ),
-                    html.Td(grade_name(r.grade_level)),
-                    html.Td(f"{int(r.sessions):,}", className="num"),
-                    html.Td(pd.Timestamp(r.last_active).strftime("%d %b %Y"), className="nowrap"),
-                    html.Td(f"{int(r.topics_covered)}", className="num"),
-                    html.Td("—" if r.avg_rating != r.avg_rating else f"{r.avg_rating:.2f}", className="num"),
-                ],
-            )
+        sid = int(r.student_id)
+        link = (
+            f'<a class="button link" href="{STUDENT_FRAGMENT}{sid}" title="{escape(str(r.email))}">'
+            f"{escape(str(r.name))}</a>"
         )
-    head = [
-        ("Student", ""),
-        ("Grade", ""),
-        ("Sessions", "num"),
-        ("Last active", ""),
-        ("Topics covered", "num"),
-        ("Avg. rating", "num"),
-    ]
-    note = f"Showing {len(frame):,} of {total:,} students, most sessions first." if total > len(frame) else ""
-    return html.Div(
-        [
-            html.Table(
-                className="table",
-                children=[html.Thead(html.Tr([html.Th(h, className=c or None) for h, c in head])), html.Tbody(rows)],
-            ),
-            html.P(note, className="hint") if note else None,
+        cells = [
+            (link, ""),
+            (escape(grade_name(r.grade_level)), ""),
+            (f"{int(r.sessions):,}", "num"),
+            (pd.Timestamp(r.last_active).strftime("%d %b %Y"), "nowrap"),
+            (f"{int(r.topics_covered)}", "num"),
+            ("—" if r.avg_rating != r.avg_rating else f"{r.avg_rating:.2f}", "num"),
         ]
-    )
+        rows.append(("selected" if selected == sid else "", cells))
+    head = [("Student", ""), ("Grade", ""), ("Sessions", "num"), ("Last active", ""), ("Topics covered", "num"),
+            ("Avg. rating", "num")]  # fmt: skip
+    note = f"Showing {len(frame):,} of {total:,} students, most sessions first." if total > len(frame) else ""
+    return html.Div([_static_table(head, rows), html.P(note, className="hint") if note else None])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -839,8 +840,9 @@ def test_topic_click_filters_the_session_list(app, recent):
         name = callbacks.topic_names()["cells"]
     assert name != "cells"  # the curriculum's name, not the id
     assert topic == "cells" and f"“{name}”" in title and hidden is False
-    html_rows = listing.children[1].children
-    assert len(html_rows) == 4 and all(name in r.children[3].children for r in html_rows)
+    html_rows = re.findall(r"<tr>(.*?)</tr>", listing.children.split("<tbody>")[1])
+    topic_cells = [re.findall(r"<td[^>]*>(.*?)</td>", row)[3] for row in html_rows]
+    assert len(html_rows) == 4 and all(name in cell for cell in topic_cells)
     assert cleared[0] is None and cleared[1] == "Recent sessions" and cleared[3] is True
 
     payload = callbacks.callback_payload(
@@ -868,13 +870,16 @@ def test_topic_click_filters_the_session_list(app, recent):
 
 def test_student_callbacks(app_ctx, recent):
     table = callbacks.update_students(None, "week", None, None, None, None)
-    buttons = [row.children[0].children for row in table.children[0].children[1].children]
-    assert [b.children for b in buttons] == ["Ada", "Ben", "Cleo"]  # most sessions first, then by name
-    student_id = callbacks.pick_student(buttons[0].id, 1)
+    links = re.findall(
+        r'<a class="button link" href="(#student-\d+)" title="[^"]*">([^<]*)</a>', table.children[0].children
+    )
+    assert [name for _, name in links] == ["Ada", "Ben", "Cleo"]  # most sessions first, then by name
+    student_id = callbacks.pick_student(links[0][0])
     from dash.exceptions import PreventUpdate
 
-    with pytest.raises(PreventUpdate):
-        callbacks.pick_student(buttons[0].id, None)  # rendered, not clicked
+    for other in (None, "", "#quality-chart-card", "#student-", "#student-1x"):  # not a student's link
+        with pytest.raises(PreventUpdate):
+            callbacks.pick_student(other)
     name, weekly, coverage, ratings = callbacks.show_student(student_id)
     assert "Ada" in str(name)
     for fig in (weekly, coverage, ratings):
@@ -883,6 +888,23 @@ def test_student_callbacks(app_ctx, recent):
     assert callbacks.show_student(10**9)[0] == "Student not found"
     retention = callbacks.update_retention("quarter", None, None, None, None)
     go.Figure(retention)
+
+
+def test_tables_escape_what_people_typed(app_ctx):
+    """The tables are HTML drawn by one component each: names and e-mails are escaped."""
+    frame = pd.DataFrame(
+        {"student_id": [7], "name": ['<img src=x onerror="alert(1)">'], "email": ['a"b@x.org'], "grade_level": [5],
+         "sessions": [3], "last_active": [date(2026, 1, 2)], "topics_covered": [2], "avg_rating": [float("nan")]}
+    )  # fmt: skip
+    markup = layout.students_table(frame, 1, selected=7).children[0].children
+    assert "<img" not in markup and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in markup
+    assert 'title="a&quot;b@x.org"' in markup and '<tr class="selected">' in markup
+    sessions = pd.DataFrame(
+        {"started": [datetime(2026, 1, 2, 9, 30)], "student": ["<b>Eve</b>"], "subject": ["mathematics"],
+         "topics": ["fractions, <script>"], "duration_min": [None], "satisfaction": [None], "status": ["active"]}
+    )  # fmt: skip
+    markup = layout.sessions_table(sessions, {"mathematics": "Mathematics"}, {"fractions": "Fractions"}).children
+    assert "<b>" not in markup and "<script>" not in markup and "Fractions, &lt;script&gt;" in markup
 
 
 def read_download(result) -> pd.DataFrame:

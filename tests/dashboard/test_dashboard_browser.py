@@ -188,9 +188,10 @@ def test_admin_switches_week_month_quarter_and_the_charts_follow(app, page):
     assert all(name in listed.nth(i).locator("td").nth(3).inner_text() for i in range(listed.count()))
 
     # choosing a student shows their timeline
-    first = page.locator("#students-table tbody tr button").first
+    first = page.locator("#students-table tbody tr a").first
     student = first.inner_text()
     first.click()
+    page.wait_for_function("() => location.hash.startsWith('#student-')")  # the timeline is addressable
     page.wait_for_function("name => document.querySelector('#student-name').textContent.startsWith(name)", arg=student)
     page.wait_for_function(
         "() => { const g = document.querySelector('#student-sessions-chart .js-plotly-plot'); return g && g.data.length > 0; }"
