@@ -6,8 +6,8 @@
 Every scenario starts a fresh ``python app.py`` (cwd ``--app-dir``, default this checkout) on a
 fresh PostgreSQL database ``classbench_<scenario>_<n>`` (created and dropped here) and a
 flushed Redis db 11, with AI_PROVIDER=openai pointed at ``bench/fake_llm.py`` (a separate
-asyncio process: first token after 0.5 s, 30 tokens 0.03 s apart), MESSAGE_RATE_LIMIT
-raised, PORT/INSTANCE_PATH of its own, and every other setting at the app's default
+asyncio process: first token after 0.5 s, 30 tokens 0.03 s apart), MESSAGE_RATE_LIMIT and
+REGISTER_RATE_LIMIT raised, PORT/INSTANCE_PATH of its own, and every other setting at the app's default
 (WEB_CONCURRENCY, WEB_THREADS, one worker, one scheduler). Clients are asyncio + httpx
 (one shared connection pool, each student's cookie and CSRF token sent by hand). /healthz
 is probed from threads of its own, a fresh connection per probe, one probe started every
@@ -230,6 +230,7 @@ class App:
             OPENAI_API_KEY="x",
             AI_MODEL="fake",
             MESSAGE_RATE_LIMIT="1000000/minute",
+            REGISTER_RATE_LIMIT="1000000/hour",  # the students all register from this one address
             INSTANCE_PATH=str(instance),
             PORT=str(self.port),
             PYTHONUNBUFFERED="1",
@@ -408,7 +409,11 @@ class Prober:
 # ----------------------------------------------------------------------------- CPU accounting
 
 
-def _role(proc: psutil.Process, app: App, fake: FakeLLMProc) -> str | None:
+def _role(proc: psutil.Process, app: App, fake: FakeLLMProc, ours: set[int]) -> str | None:
+    """The process's part in the run, or None if it is not ours: web, worker and scheduler must
+    descend from the app's ``python app.py`` and PostgreSQL backends serve the run's database
+    (other programs on the machine may run gunicorn, workers and PostgreSQL sessions too);
+    Redis is the shared server, counted whole."""
     try:
         cmd = " ".join(proc.cmdline())
         name = proc.name()
@@ -418,24 +423,32 @@ def _role(proc: psutil.Process, app: App, fake: FakeLLMProc) -> str | None:
         return "load generator"
     if fake.proc and proc.pid == fake.proc.pid:
         return "fake model"
-    if "gunicorn" in cmd:
-        return "web"
-    if "worker.py" in cmd:
-        return "scheduler" if "scheduler" in cmd else "worker"
-    if name.startswith("postgres") or cmd.startswith("postgres"):
-        return "PostgreSQL"
-    if name.startswith("redis"):
-        return "Redis"
     if app.proc and proc.pid == app.proc.pid:
         return "app.py"
+    if proc.pid in ours:
+        if "gunicorn" in cmd:
+            return "web"
+        if "worker.py" in cmd:
+            return "scheduler" if "scheduler" in cmd else "worker"
+        return None
+    if (name.startswith("postgres") or cmd.startswith("postgres")) and f" {app.dbname} " in f" {cmd} ":
+        return "PostgreSQL"
+    if name.startswith("redis"):
+        return "Redis (shared)"
     return None
 
 
 def cpu_seconds(app: App, fake: FakeLLMProc) -> dict[int, tuple[str, float]]:
     """CPU seconds (user + system) so far of every process that takes part, by pid."""
     out = {}
+    ours: set[int] = set()
+    if app.proc:
+        try:
+            ours = {p.pid for p in psutil.Process(app.proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
     for proc in psutil.process_iter():
-        role = _role(proc, app, fake)
+        role = _role(proc, app, fake, ours)
         if role is None:
             continue
         try:
@@ -1050,7 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
                 "token_delay_s": PROVIDER_TOKEN_DELAY,
             },
             "app_env": "python app.py defaults + DATABASE_URL, REDIS_URL db 11, AI_PROVIDER=openai (fake), "
-            "MESSAGE_RATE_LIMIT=1000000/minute, INSTANCE_PATH, PORT",
+            "MESSAGE_RATE_LIMIT=1000000/minute, REGISTER_RATE_LIMIT=1000000/hour, INSTANCE_PATH, PORT",
         },  # fmt: skip
         "scenarios": {},
     }

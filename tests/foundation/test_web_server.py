@@ -23,6 +23,20 @@ from tutor.users import create_user
 STREAMS = 300
 
 
+def _clients(redis: redis_py.Redis) -> int:
+    """Connections to the test's Redis database (the server may be shared with other programs)."""
+    db_index = str(redis.connection_pool.connection_kwargs.get("db", 0))
+    return sum(1 for c in redis.client_list() if c.get("db") == db_index)
+
+
+def _thread_names(proc: psutil.Process) -> list[str]:
+    names = []
+    for t in proc.threads():
+        with open(f"/proc/{proc.pid}/task/{t.id}/comm") as f:
+            names.append(f.read().strip())
+    return names
+
+
 def _analytics_days() -> None:
     """A session yesterday (rolled up, as the nightly job would) and one today (read live)."""
     from datetime import timedelta
@@ -106,12 +120,18 @@ def test_idle_streams_hold_no_thread_and_the_site_keeps_answering(app, services,
         worker = next(p for p in psutil.Process(proc.pid).children() if "gunicorn" in " ".join(p.cmdline()))
         threads_before = worker.num_threads()
         redis = redis_py.Redis.from_url(services["REDIS_URL"])
-        clients_before = len(redis.client_list())
+        clients_before = _clients(redis)
 
         sockets = [_open_stream(port, f"/api/v1/messages/{reply_id}/stream", cookie) for _ in range(STREAMS)]
 
-        assert worker.num_threads() <= threads_before + 5  # not one per stream
-        assert len(redis.client_list()) <= clients_before + 5  # no Redis connection per stream
+        # not one per stream (300): gevent's thread pool (address lookups for new pool connections,
+        # password hashing) may grow to its 10 threads when the machine is busy
+        assert worker.num_threads() <= threads_before + 15, _thread_names(worker)
+        from collections import Counter
+
+        assert _clients(redis) <= clients_before + 5, Counter(  # no Redis connection per stream
+            c.get("cmd") for c in redis.client_list() if c.get("db") == str(redis.connection_pool.connection_kwargs["db"])
+        )
         latencies = [_timed_get(base, "/healthz")[1] for _ in range(20)]
         assert max(latencies) < 1.0, latencies
         assert _timed_get(base, "/login")[0] == 200
