@@ -133,7 +133,7 @@ def _generate(reply_id: int, attempt: int) -> str:
                 generation_ms = :generation, first_token_at = :first_token_at,
                 prompt_tokens = :pt, completion_tokens = :ct, tokens_estimated = :estimated,
                 cut_short = :cut_short, provider = :provider, model = :model,
-                completed_at = :now, error = NULL, answer_revealed = :revealed
+                completed_at = :now, error = NULL, answer_revealed = :revealed, stopped = :stopped
             WHERE id = :id AND status = 'streaming' AND attempts = :attempt
             """
         ),
@@ -152,6 +152,7 @@ def _generate(reply_id: int, attempt: int) -> str:
             "model": provider.model,
             "now": now,
             "revealed": revealed,
+            "stopped": usage.finish_reason == STOPPED,
         },
     ).rowcount
     db.session.commit()
@@ -164,6 +165,8 @@ def _generate(reply_id: int, attempt: int) -> str:
 
 
 CUT_SHORT_NOTE = "\n\n*(cut short)*"
+STOPPED = "stopped"  # Usage.finish_reason when the student pressed Stop
+STOP_CHECK_S = 0.1  # how often a streaming reply looks for a stop request
 
 
 @dataclass
@@ -189,19 +192,31 @@ def _stream(provider, chat, reply_id: int, attempt: int, context: ReplyContext, 
     window = current_app.config.get("STREAM_FLUSH_MS", 50) / 1000
     pending: list[str] = []
     last_flush = 0.0
-    for chunk in provider.stream(chat, usage, context):
-        if first_token_at is None:
-            first_token_at = datetime.now(UTC)
-        parts.append(chunk)
-        pending.append(chunk)
-        now = time.monotonic()
-        if now - last_flush >= window:
-            streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
-            pending.clear()
-            last_flush = now
+    last_stop_check = began - STOP_CHECK_S
+    chunks = provider.stream(chat, usage, context)
+    try:
+        for chunk in chunks:
+            if first_token_at is None:
+                first_token_at = datetime.now(UTC)
+            parts.append(chunk)
+            pending.append(chunk)
+            now = time.monotonic()
+            if now - last_flush >= window:
+                streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
+                pending.clear()
+                last_flush = now
+            if now - last_stop_check >= STOP_CHECK_S:  # the student's Stop button
+                last_stop_check = now
+                if streams.stop_requested(redis, reply_id):
+                    usage.finish_reason = STOPPED
+                    break
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # ends the provider's request (an open HTTP stream) at once
     if pending:
         streams.append(redis, reply_id, streams.TOKEN, {"text": "".join(pending)}, attempt)
-    if not "".join(parts).strip():
+    if not "".join(parts).strip() and usage.finish_reason != STOPPED:
         sent = sum(estimate_tokens(m["content"]) for m in chat)
         if not parts and usage.finish_reason is None and sent * 4 >= budget:
             # llama.cpp answers a streamed prompt longer than its context with 200 and nothing.

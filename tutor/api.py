@@ -172,6 +172,7 @@ def session_json(s: TutoringSession, topics: list[str] | None = None) -> dict[st
         "ended_at": iso(s.ended_at),
         "duration_seconds": s.duration_seconds,
         "satisfaction": s.satisfaction,
+        "comment": s.rating_comment,
     }
     if topics is not None:
         data["topics"] = topics
@@ -183,7 +184,13 @@ def message_json(m: Message) -> dict[str, Any]:
     if m.role == "tutor":
         data["content_html"] = render_markdown(m.content) if m.status == "done" else ""
         data["error"] = m.error if m.status == "failed" else None
+        data["feedback"] = FEEDBACK_NAMES.get(m.feedback)
+        data["stopped"] = m.stopped
     return data
+
+
+FEEDBACK_NAMES = {1: "up", -1: "down"}
+FEEDBACK_VALUES = {"up": 1, "down": -1, None: None}
 
 
 def stream_url(reply_id: int) -> str:
@@ -452,7 +459,51 @@ def get_reply(reply_id: int):
         content_html=render_markdown(reply.content) if reply.status == "done" else "",
         error=reply.error if reply.status == "failed" else None,
         attempts=reply.attempts,
+        feedback=FEEDBACK_NAMES.get(reply.feedback),
+        stopped=reply.stopped,
     )
+
+
+@bp.post("/messages/<int:reply_id>/stop")
+def stop_reply(reply_id: int):
+    """The Stop button: the reply being written ends where it is and keeps what it has.
+
+    A reply still queued ends here, empty; one being written is stopped by its worker, which
+    looks for the request every ``jobs.ai.STOP_CHECK_S`` and saves the text so far (either way
+    ``stopped`` is true and the stream ends with ``done``). A finished reply is left as it is.
+    """
+    reply = own_reply(reply_id)
+    if reply.status in ("done", "failed"):
+        return jsonify(id=reply.id, status=reply.status, stopped=reply.stopped)
+    ended = db.session.execute(
+        text(
+            "UPDATE messages SET status = 'done', stopped = true, completed_at = now() "
+            "WHERE id = :id AND status = 'queued' RETURNING content"
+        ),
+        {"id": reply.id},
+    ).scalar_one_or_none()
+    db.session.commit()
+    try:
+        streams.request_stop(redis_ext.conn, reply.id)
+        if ended is not None:
+            streams.append(redis_ext.conn, reply.id, streams.DONE, {"id": reply.id, "content": ended})
+    except RedisError:
+        raise ApiError(503, "unavailable", "Could not reach the tutor to stop it; try again.") from None
+    return jsonify(id=reply.id, status="done" if ended is not None else "stopping", stopped=True), 202
+
+
+@bp.post("/messages/<int:reply_id>/feedback")
+def reply_feedback(reply_id: int):
+    """Thumbs up or down on a finished tutor reply (``{"feedback": "up" | "down" | null}``)."""
+    reply = own_reply(reply_id)
+    data = body("feedback")
+    if not (data["feedback"] is None or isinstance(data["feedback"], str)) or data["feedback"] not in FEEDBACK_VALUES:
+        raise ApiError(400, "bad_request", 'feedback must be "up", "down" or null.')
+    if reply.status != "done":
+        raise ApiError(409, "not_done", "Only a finished reply can be rated.")
+    reply.feedback = FEEDBACK_VALUES[data["feedback"]]
+    db.session.commit()
+    return jsonify(id=reply.id, feedback=FEEDBACK_NAMES.get(reply.feedback))
 
 
 @bp.post("/messages/<int:reply_id>/retry")

@@ -133,6 +133,7 @@ class Message(db.Model):
         Index("ix_messages_session_id_id", "session_id", "id"),
         Index("ix_messages_created_at", "created_at"),
         Index("ix_messages_pending", "created_at", postgresql_where=text("status IN ('queued', 'streaming')")),
+        CheckConstraint("feedback IN (-1, 1)", name="feedback"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -156,6 +157,10 @@ class Message(db.Model):
     # The guardrail's verdict on a finished tutor reply: does it give away the final answer
     # to the problem the student brought? Null for student messages and unchecked replies.
     answer_revealed: Mapped[bool | None] = mapped_column(Boolean)
+    # The student's thumbs on a tutor reply: +1 up, -1 down, NULL none (the quality chart counts them).
+    feedback: Mapped[int | None] = mapped_column(SmallInteger)
+    # The student pressed Stop while the reply was being written; it keeps what was written.
+    stopped: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false(), default=False)
 
 
 ATTEMPT_SOURCES = ("problem", "check", "quiz")

@@ -101,6 +101,7 @@ SPEC: dict[str, Any] = {
                     "ended_at": {"type": ["string", "null"], "format": "date-time"},
                     "duration_seconds": {"type": ["integer", "null"]},
                     "satisfaction": {"type": ["integer", "null"]},
+                    "comment": {"type": ["string", "null"], "description": "the student's comment with the rating"},
                     "topics": {"type": "array", "items": {"type": "string"}},
                 },
             },
@@ -114,6 +115,12 @@ SPEC: dict[str, Any] = {
                     "content_html": {"type": "string"},
                     "error": {"type": ["string", "null"]},
                     "created_at": {"type": "string", "format": "date-time"},
+                    "feedback": {
+                        "type": ["string", "null"],
+                        "enum": ["up", "down", None],
+                        "description": "tutor replies",
+                    },
+                    "stopped": {"type": "boolean", "description": "tutor replies: the student pressed Stop"},
                 },
             },
             "Reply": {
@@ -125,6 +132,8 @@ SPEC: dict[str, Any] = {
                     "content_html": {"type": "string"},
                     "error": {"type": ["string", "null"]},
                     "attempts": {"type": "integer"},
+                    "feedback": {"type": ["string", "null"], "enum": ["up", "down", None]},
+                    "stopped": {"type": "boolean"},
                 },
             },
             "TopicProgress": {
@@ -399,6 +408,52 @@ SPEC: dict[str, Any] = {
                 "summary": "Retry a failed reply",
                 "parameters": [REPLY_ID],
                 "responses": {"202": _json(_ref("Queued"), "Accepted"), **_errors(*AUTHED, 409)},
+            }
+        },
+        "/api/v1/messages/{reply_id}/stop": {
+            "post": {
+                "summary": "Stop a reply being written; it keeps the text written so far (stopped: true)",
+                "parameters": [REPLY_ID],
+                "responses": {
+                    "200": _json({"type": "object"}, "Already finished: nothing to stop"),
+                    "202": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "status": {"type": "string", "enum": ["done", "stopping"]},
+                                "stopped": {"const": True},
+                            },
+                        },
+                        "Stopping (the stream ends with done)",
+                    ),
+                    **_errors(*AUTHED, 503),
+                },
+            }
+        },
+        "/api/v1/messages/{reply_id}/feedback": {
+            "post": {
+                "summary": "Thumbs up or down on a finished tutor reply (null clears it)",
+                "parameters": [REPLY_ID],
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["feedback"],
+                        "properties": {"feedback": {"type": ["string", "null"], "enum": ["up", "down", None]}},
+                    }
+                ),
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "feedback": {"type": ["string", "null"], "enum": ["up", "down", None]},
+                            },
+                        }
+                    ),
+                    **_errors(*AUTHED, 400, 409),
+                },
             }
         },
         "/api/v1/openapi.json": {

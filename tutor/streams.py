@@ -141,3 +141,21 @@ def drop_lease(redis: Redis, student_id: int, token: str) -> None:
 
 def format_sse(event: str, data: dict[str, Any], event_id: str) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+# ----------------------------------------------------------------------------- stop requests
+
+STOP_TTL_S = 600  # longer than any reply takes
+
+
+def stop_key(reply_id: int) -> str:
+    return f"aitutor:stop:{reply_id}"
+
+
+def request_stop(redis: Redis, reply_id: int) -> None:
+    """Ask the worker writing this reply to stop (the student pressed Stop)."""
+    redis.set(stop_key(reply_id), 1, ex=STOP_TTL_S)
+
+
+def stop_requested(redis: Redis, reply_id: int) -> bool:
+    return bool(redis.exists(stop_key(reply_id)))
