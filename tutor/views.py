@@ -6,7 +6,6 @@ import uuid
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
-from sqlalchemy import select
 
 from foundation.errors import json_error, wants_json
 from foundation.extensions import db
@@ -18,6 +17,7 @@ from .embed import EmbedTokenError, site_keys, verify_token
 from .mastery import MASTERED, practise_next, progress
 from .models import TutoringSession
 from .quiz import QuizError, mark_quiz, start_quiz
+from .sessions import latest_active_session, past_sessions
 from .throttle import login_throttled, record_failed_login, registration_wait
 from .users import UserError, authenticate, create_user
 
@@ -89,13 +89,8 @@ def logout():
 @login_required
 @role_required("student")
 def sessions():
-    rows = db.session.scalars(
-        select(TutoringSession)
-        .where(TutoringSession.student_id == current_user.id)
-        .order_by(TutoringSession.created_at.desc())
-        .limit(50)
-    ).all()
-    return render_template("sessions.html", sessions=rows, subjects=get_curriculum().subjects)
+    """Past sessions with something in them: first question as the title, topics as chips."""
+    return render_template("sessions.html", sessions=past_sessions(current_user.id), subjects=get_curriculum().subjects)
 
 
 @bp.get("/progress")
@@ -151,17 +146,25 @@ def chat(session_id: str):
     session = db.session.get(TutoringSession, sid)
     if session is None or session.student_id != current_user.id:
         abort(404)
-    return render_template(
-        "chat.html", session_id=str(session.id), subject=session.subject, embed_token="", embed=False
-    )
+    return _chat_page(str(session.id), session.subject)
 
 
 @bp.get("/chat")
 @login_required
 @role_required("student")
 def new_chat():
+    return _chat_page("", request.args.get("subject", ""))
+
+
+def _chat_page(session_id: str, subject_id: str, embed_token: str = ""):  # type: ignore[no-untyped-def]
+    subject = get_curriculum().subjects.get(subject_id)
     return render_template(
-        "chat.html", session_id="", subject=request.args.get("subject", ""), embed_token="", embed=False
+        "chat.html",
+        session_id=session_id,
+        subject=subject.id if subject else "",
+        subject_name=subject.name if subject else "",
+        embed_token=embed_token,
+        embed=bool(embed_token),
     )
 
 
@@ -172,10 +175,18 @@ def embed():
         claims = verify_token(site_keys(current_app.config), token)
     except EmbedTokenError as exc:
         return render_template("embed_error.html", reason=str(exc)), 401, NO_STORE
-    user_for_embed(claims.site, claims.external_id, claims.display_name)
+    user = user_for_embed(claims.site, claims.external_id, claims.display_name)
     subject = claims.subject if claims.subject in get_curriculum().subjects else ""
-    page = render_template("chat.html", session_id="", subject=subject, embed_token=token, embed=True)
-    return page, 200, NO_STORE
+    # A host reloads the embed with a fresh token when the old one expires (docs/EMBEDDING.md):
+    # the student carries on with their latest active session of that subject.
+    resume = latest_active_session(user.id, subject) if subject else None
+    return _chat_page(str(resume) if resume else "", subject, embed_token=token), 200, NO_STORE
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on every site (the Dash and rq-dashboard pages too): the SVG icon."""
+    return redirect(url_for("tutor.static", filename="favicon.svg"), code=301)
 
 
 # The embed page holds its token: no cache may keep it, and no Referer may carry it on.

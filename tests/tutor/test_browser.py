@@ -418,3 +418,89 @@ def test_maths_in_a_reply_is_typeset_under_the_strict_csp(app, new_page):
     assert "(10*y) * y - x = 20*y" in text_ and body.locator("em").count() == 0
     assert "costs $5 and $6" in text_  # dollar amounts stay text
     assert violations == [], violations
+
+
+# ----------------------------------------------------------------------------- issue 14: the finished chat
+
+
+@pytest.mark.browser
+def test_a_new_session_greets_with_starters_and_stop_keeps_the_partial_reply(app, new_page):
+    create_student(app)
+    page = new_page()
+    log_in(page)
+    open_new_chat(page, "science")
+    assert page.title() == "Science · AI Tutor" and page.locator("#chat-title").inner_text() == "Science"
+    greeting = page.locator(".bubble.tutor.greeting")
+    greeting.wait_for()
+    assert "Science tutor" in greeting.inner_text()
+    starters = page.locator("#starters .starter")
+    assert starters.count() == 3
+    first = starters.first.inner_text()
+
+    starters.first.click()  # a starter is sent as the student's message
+    page.locator(".bubble.student").wait_for()
+    assert page.locator(".bubble.student .body").inner_text() == first
+    assert page.locator("#starters").is_hidden()
+    reply = page.locator(".bubble.tutor:not(.greeting)").first
+    page.wait_for_function(
+        "() => { const b = document.querySelector('.bubble.tutor:not(.greeting) .body'); return b && b.textContent.length > 0; }"
+    )
+    page.locator("#stop").click()
+    page.wait_for_function(
+        "() => document.querySelector('.bubble.tutor:not(.greeting)').dataset.status === 'done'", timeout=WAIT_MS
+    )
+    reply.locator(".stopped-note").wait_for()
+    assert page.locator("#stop").is_hidden() and page.locator("#send").is_visible()
+    ((stopped, content),) = query(app, "SELECT stopped, content FROM messages WHERE role = 'tutor'")
+    assert stopped is True and content and "Let's check" not in content  # ended before its last line
+
+
+@pytest.mark.browser
+def test_thumbs_rating_and_comment_survive_a_reload_and_start_another(app, new_page):
+    create_student(app)
+    page = new_page()
+    log_in(page)
+    open_new_chat(page)
+    first_session = page.url.rsplit("/", 1)[1]
+    bubble = send_and_wait(page, QUESTION)
+    bubble.locator(".thumb-up").click()
+    page.wait_for_function("() => document.querySelector('.thumb-up').getAttribute('aria-pressed') === 'true'")
+    assert query(app, "SELECT feedback FROM messages WHERE role = 'tutor'") == [(1,)]
+
+    page.click("#end-session")
+    page.locator("#rating").wait_for(state="visible")
+    page.click(".star[data-rating='5']")
+    page.locator("#rating-thanks").wait_for(state="visible")
+    page.fill("#rating-comment", "Clear hints, thank you")
+    page.click("#send-comment")
+    page.locator("#comment-thanks").wait_for(state="visible")
+
+    page.reload()
+    page.locator("#rating").wait_for(state="visible")
+    page.wait_for_function("() => document.querySelectorAll('.star.on').length === 5")
+    assert page.locator("#rating-comment").input_value() == "Clear hints, thank you"
+    assert page.locator(".thumb-up").get_attribute("aria-pressed") == "true"
+    assert page.locator("#composer").is_hidden()
+
+    page.click("#start-another")
+    page.wait_for_function(f"() => !location.pathname.endsWith('{first_session}')")
+    page.locator("#message").wait_for(state="visible")
+    page.locator(".bubble.tutor.greeting").wait_for()
+    assert page.locator(".bubble.student").count() == 0 and page.locator("#rating").is_hidden()
+    assert query(app, "SELECT count(*), count(*) FILTER (WHERE status = 'active') FROM sessions") == [(2, 1)]
+
+
+@pytest.mark.browser
+def test_reloading_an_embed_continues_the_session(app, new_page):
+    page = new_page()
+    token = make_token(TEST_CONFIG["EMBED_SECRET"], "lms-student-9", "Bo", subject="english")
+    page.goto(f"/embed?token={token}")
+    page.locator("#message").wait_for(state="visible")
+    send_and_wait(page, "what is a metaphor")
+    # The host reloads the embed with a fresh token (docs/EMBEDDING.md): same session, same messages.
+    fresh = make_token(TEST_CONFIG["EMBED_SECRET"], "lms-student-9", "Bo", subject="english", ttl=900)
+    page.goto(f"/embed?token={fresh}")
+    page.locator(".bubble.tutor[data-status=done]").wait_for()
+    assert page.locator(".bubble.student .body").inner_text() == "what is a metaphor"
+    assert page.locator(".bubble.greeting").count() == 0
+    assert query(app, "SELECT count(*) FROM sessions") == [(1,)]

@@ -96,7 +96,8 @@ def test_lookups_and_payload(curriculum: Curriculum) -> None:
     assert [s["id"] for s in payload] == ["english", "mathematics", "science"]  # file-name order
     assert payload == subjects_payload()  # stable
     first = payload[1]
-    assert set(first) == {"id", "name", "description", "topics"}
+    assert set(first) == {"id", "name", "description", "topics", "starters"}
+    assert len(first["starters"]) == 3 and all(first["starters"])
     assert first["topics"][0] == {"id": "arithmetic", "name": "Arithmetic"}
     assert get_curriculum() is get_curriculum()
 
@@ -202,6 +203,16 @@ def test_unknown_topic_field(tmp_path: Path) -> None:
     broken = GOOD_TOPIC.format(id="alpha") + 'difficulty = "hard"\n'
     write(tmp_path, "maths.toml", subject_file(topics=broken))
     assert error_for(tmp_path).startswith("maths.toml: topics[0].difficulty: unknown field")
+
+
+def test_starters_are_optional_and_checked(tmp_path: Path) -> None:
+    write(tmp_path, "maths.toml", subject_file())
+    maths = load_curriculum(tmp_path).subjects["maths"]
+    assert maths.suggested_starters() == ["Q1?", "Q1?"]  # no starters: the topics' first check questions
+    write(tmp_path, "maths.toml", 'starters = ["What is 1 + 1?"]\n' + subject_file())
+    assert load_curriculum(tmp_path).subjects["maths"].suggested_starters() == ["What is 1 + 1?"]
+    write(tmp_path, "maths.toml", "starters = [3]\n" + subject_file())
+    assert error_for(tmp_path).startswith("maths.toml: starters: must be a list")
 
 
 def test_unknown_subject_field(tmp_path: Path) -> None:

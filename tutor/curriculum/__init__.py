@@ -57,7 +57,9 @@ _SUBJECT_ID_RE = re.compile(r"[a-z0-9]+(?:[ -][a-z0-9]+)*")
 # stored in session_topics as is.
 _TOPIC_ID_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*(?: [a-z0-9]+(?:-[a-z0-9]+)*)*")
 
-_SUBJECT_FIELDS = {"id", "name", "description", "topics"}
+_SUBJECT_FIELDS = {"id", "name", "description", "topics", "starters"}
+MAX_STARTERS = 6
+STARTERS_SHOWN = 3
 _TOPIC_REQUIRED = ("id", "name", "keywords", "explanation", "worked_example", "hints", "check_questions")
 _TOPIC_OPTIONAL = ("misconceptions",)
 _CHECK_FIELDS = {"question", "answer"}
@@ -107,6 +109,13 @@ class Subject:
     name: str
     description: str
     topics: tuple[Topic, ...]
+    starters: tuple[str, ...] = ()  # questions a new session suggests (optional in the file)
+
+    def suggested_starters(self) -> list[str]:
+        """Three questions to offer a new session: the file's ``starters``, else the first check
+        question of the first topics."""
+        chosen = list(self.starters) or [t.check_questions[0].question for t in self.topics]
+        return chosen[:STARTERS_SHOWN]
 
     def topic(self, topic_id: str) -> Topic | None:
         """The topic with this id (compared trimmed and lower-case, like session_topics), or None."""
@@ -203,6 +212,7 @@ def subjects_payload(curriculum: Curriculum | None = None) -> list[dict[str, Any
             "name": s.name,
             "description": s.description,
             "topics": [{"id": t.id, "name": t.name} for t in s.topics],
+            "starters": s.suggested_starters(),
         }
         for s in (curriculum or get_curriculum()).subjects.values()
     ]
@@ -262,7 +272,17 @@ def _parse_subject(file: str, data: dict[str, Any]) -> Subject:
             _fail(file, f"topics[{i}].id", f"duplicate topic id {topic.id!r} (also topics[{seen[topic.id]}])")
         seen[topic.id] = i
         topics.append(topic)
-    return Subject(id=subject_id, name=subject_name, description=description, topics=tuple(topics))
+    starters: tuple[str, ...] = ()
+    if "starters" in data:
+        raw = data["starters"]
+        if (
+            not isinstance(raw, list)
+            or len(raw) > MAX_STARTERS
+            or not all(isinstance(x, str) and x.strip() and len(x) <= 200 for x in raw)
+        ):
+            _fail(file, "starters", f"must be a list of at most {MAX_STARTERS} non-empty strings (200 characters each)")
+        starters = tuple(x.strip() for x in raw)
+    return Subject(id=subject_id, name=subject_name, description=description, topics=tuple(topics), starters=starters)
 
 
 def _parse_topic(file: str, i: int, raw: dict[str, Any]) -> Topic:

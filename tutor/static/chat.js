@@ -5,7 +5,10 @@
   const root = document.getElementById("chat");
   if (!root) return;
   const $ = (id) => document.getElementById(id);
-  const state = { sessionId: root.dataset.sessionId, subject: root.dataset.subject, status: "active" };
+  const state = {
+    sessionId: root.dataset.sessionId, subject: root.dataset.subject, subjectName: root.dataset.subjectName,
+    status: "active", rating: 0, streaming: null,
+  };
   const token = root.dataset.token;
   const csrf = root.dataset.csrf;
 
@@ -88,8 +91,42 @@
       const r = await api("GET", "/messages/" + replyId);
       div.querySelector(".body").innerHTML = r.content_html;  // sanitized on the server
       typeset(div.querySelector(".body"));
+      decorate(div, r);
     } catch (e) { /* keep the streamed text */ }
     div.dataset.status = "done";
+  }
+
+  // A finished reply: "(stopped)" if the student stopped it, and thumbs up / down.
+  function decorate(div, reply) {
+    if (reply.stopped && !div.querySelector(".stopped-note")) {
+      const note = document.createElement("p");
+      note.className = "stopped-note";
+      note.textContent = "You stopped this reply.";
+      div.appendChild(note);
+    }
+    if (div.querySelector(".feedback")) return;
+    const box = document.createElement("div");
+    box.className = "feedback";
+    const buttons = {};
+    for (const [value, label, symbol] of [["up", "Helpful", "👍"], ["down", "Not helpful", "👎"]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "thumb thumb-" + value;
+      b.textContent = symbol;
+      b.title = label;
+      b.setAttribute("aria-label", label);
+      b.setAttribute("aria-pressed", String(reply.feedback === value));
+      b.addEventListener("click", async () => {
+        const chosen = b.getAttribute("aria-pressed") === "true" ? null : value;
+        try {
+          const r = await api("POST", "/messages/" + reply.id + "/feedback", { feedback: chosen });
+          for (const [v, other] of Object.entries(buttons)) other.setAttribute("aria-pressed", String(r.feedback === v));
+        } catch (e) { showError(e.message); }
+      });
+      buttons[value] = b;
+      box.appendChild(b);
+    }
+    div.appendChild(box);
   }
 
   // Read an SSE response body with fetch; yields {id, event, data}.
@@ -116,9 +153,21 @@
     }
   }
 
+  function setStreaming(replyId) {
+    state.streaming = replyId;
+    $("stop").hidden = !replyId;
+    $("stop").disabled = false;
+    $("send").hidden = !!replyId;
+  }
+
   async function streamReply(div, replyId, url) {
     const body = div.querySelector(".body");
     setTyping(div, true);
+    setStreaming(replyId);
+    try { await readReply(div, body, replyId, url); } finally { if (state.streaming === replyId) setStreaming(null); }
+  }
+
+  async function readReply(div, body, replyId, url) {
     let lastId = null;
     for (let attempt = 0; attempt < 20; attempt++) {
       try {
@@ -141,6 +190,7 @@
   async function send(text) {
     showError("");
     $("send").disabled = true;
+    $("starters").hidden = true;
     try {
       const r = await api("POST", "/sessions/" + state.sessionId + "/messages", { content: text });
       bubble("student", text);
@@ -160,23 +210,67 @@
     const active = state.status === "active";
     $("composer").hidden = !active;
     $("session-actions").hidden = !active;
-    if (!active) $("rating").hidden = false;
+    $("rating").hidden = active;
+  }
+
+  function showTitle(name) {
+    state.subjectName = name || state.subjectName;
+    if (!state.subjectName) return;
+    $("chat-title").textContent = state.subjectName;
+    $("chat-title").hidden = false;
+    document.title = state.subjectName + " · AI Tutor";
+  }
+
+  // A new session: the tutor greets the student by subject and offers three questions to start with.
+  async function greet() {
+    const subject = (await api("GET", "/subjects")).find((s) => s.id === state.subject);
+    if (!subject) return;
+    showTitle(subject.name);
+    const div = bubble("tutor", "");
+    div.classList.add("greeting");
+    const names = subject.topics.slice(0, 3).map((t) => t.name.toLowerCase());
+    div.querySelector(".body").textContent =
+      "Hi! I'm your " + subject.name + " tutor. I won't just hand you answers: we'll work them out together, " +
+      "one hint at a time. Ask me about " + names.join(", ") + " or anything else in " + subject.name +
+      ", or try one of these:";
+    const box = $("starters");
+    box.textContent = "";
+    for (const text of subject.starters) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "starter";
+      b.textContent = text;
+      b.addEventListener("click", () => send(text));
+      box.appendChild(b);
+    }
+    box.hidden = !subject.starters.length;
   }
 
   async function startSession(subject) {
     try {
       const s = await api("POST", "/sessions", { subject });
       state.sessionId = s.id;
+      state.subject = s.subject;
       state.status = "active";
       if (!token) history.replaceState(null, "", "/sessions/" + s.id);
       showComposer();
       $("message").focus();
+      await greet();
     } catch (e) { showError(e.message); }
+  }
+
+  function showRating(satisfaction, comment) {
+    state.rating = satisfaction || 0;
+    document.querySelectorAll(".star").forEach((s) => s.classList.toggle("on", Number(s.dataset.rating) <= state.rating));
+    $("rating-thanks").hidden = !state.rating;
+    $("send-comment").disabled = !state.rating;
+    if (comment) $("rating-comment").value = comment;
   }
 
   async function loadSession() {
     const s = await api("GET", "/sessions/" + state.sessionId);
     state.status = s.status;
+    state.subject = s.subject;
     for (const m of s.messages) {
       const div = bubble(m.role, m.role === "tutor" ? "" : m.content);
       if (m.role !== "tutor") continue;
@@ -184,12 +278,16 @@
       if (m.status === "done") {
         div.querySelector(".body").innerHTML = m.content_html;
         typeset(div.querySelector(".body"));
+        decorate(div, m);
         div.dataset.status = "done";
       }
       else if (m.status === "failed") failed(div, m.id, m.error);
       else streamReply(div, m.id, "/api/v1/messages/" + m.id + "/stream");
     }
     showComposer();
+    showRating(s.satisfaction, s.comment);
+    if (!s.messages.length && s.status === "active") await greet();
+    else showTitle();
   }
 
   async function showPicker() {
@@ -205,6 +303,16 @@
       box.appendChild(b);
     }
     $("picker").hidden = false;
+  }
+
+  // "Start another": a fresh session of the same subject, on the same page.
+  async function startAnother() {
+    $("conversation").textContent = "";
+    $("rating-comment").value = "";
+    $("comment-thanks").hidden = true;
+    showRating(0, "");
+    showError("");
+    await startSession(state.subject);
   }
 
   $("composer").addEventListener("submit", (e) => {
@@ -225,13 +333,27 @@
   for (const star of document.querySelectorAll(".star")) {
     star.addEventListener("click", async () => {
       const rating = Number(star.dataset.rating);
+      const comment = $("rating-comment").value.trim();
       try {
-        await api("POST", "/sessions/" + state.sessionId + "/rating", { rating });
-        document.querySelectorAll(".star").forEach((s) => s.classList.toggle("on", Number(s.dataset.rating) <= rating));
-        $("rating-thanks").hidden = false;
+        await api("POST", "/sessions/" + state.sessionId + "/rating", comment ? { rating, comment } : { rating });
+        showRating(rating);
       } catch (e) { showError(e.message); }
     });
   }
+  $("send-comment").addEventListener("click", async () => {
+    try {
+      await api("POST", "/sessions/" + state.sessionId + "/rating",
+        { rating: state.rating, comment: $("rating-comment").value.trim() });
+      $("comment-thanks").hidden = false;
+    } catch (e) { showError(e.message); }
+  });
+  $("start-another").addEventListener("click", () => startAnother());
+  $("stop").addEventListener("click", async () => {
+    if (!state.streaming) return;
+    $("stop").disabled = true;
+    try { await api("POST", "/messages/" + state.streaming + "/stop"); }  // the stream then ends with "done"
+    catch (e) { showError(e.message); $("stop").disabled = false; }
+  });
 
   if (state.sessionId) loadSession().catch((e) => showError(e.message));
   else if (state.subject) startSession(state.subject);
