@@ -436,6 +436,8 @@ def test_a_new_session_greets_with_starters_and_stop_keeps_the_partial_reply(app
     starters = page.locator("#starters .starter")
     assert starters.count() == 3
     first = starters.first.inner_text()
+    if os.environ.get("UPDATE_SCREENSHOTS"):  # the README's picture of a new session
+        page.screenshot(path=str(ROOT / "docs" / "screenshots" / "chat-start.png"))
 
     starters.first.click()  # a starter is sent as the student's message
     page.locator(".bubble.student").wait_for()

@@ -108,11 +108,10 @@
     const box = document.createElement("div");
     box.className = "feedback";
     const buttons = {};
-    for (const [value, label, symbol] of [["up", "Helpful", "👍"], ["down", "Not helpful", "👎"]]) {
+    for (const [value, label] of [["up", "Helpful"], ["down", "Not helpful"]]) {
       const b = document.createElement("button");
       b.type = "button";
-      b.className = "thumb thumb-" + value;
-      b.textContent = symbol;
+      b.className = "thumb thumb-" + value;  // the icon is the stylesheet's (thumb-up.svg, thumb-down.svg)
       b.title = label;
       b.setAttribute("aria-label", label);
       b.setAttribute("aria-pressed", String(reply.feedback === value));
@@ -231,10 +230,13 @@
     const names = subject.topics.slice(0, 3).map((t) => t.name.toLowerCase());
     div.querySelector(".body").textContent =
       "Hi! I'm your " + subject.name + " tutor. I won't just hand you answers: we'll work them out together, " +
-      "one hint at a time. Ask me about " + names.join(", ") + " or anything else in " + subject.name +
-      ", or try one of these:";
+      "one hint at a time. Ask me about " + names.join(", ") + " or anything else in " + subject.name + ".";
     const box = $("starters");
     box.textContent = "";
+    const label = document.createElement("span");
+    label.className = "muted";
+    label.textContent = "Try:";
+    box.appendChild(label);
     for (const text of subject.starters) {
       const b = document.createElement("button");
       b.type = "button";
