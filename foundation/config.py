@@ -136,6 +136,7 @@ class Settings:
     AI_CONTEXT_WINDOW: int = 8192  # the model server's context (tokens): prompt + reply
     AI_MAX_TOKENS: int = 800  # the longest reply (sent as max_tokens)
     BUILTIN_CHUNK_DELAY: float = 0.03
+    AI_JUDGE: bool = True  # with AI_PROVIDER=openai: the hidden solve step and the LLM judge of replies
     EMBED_SECRET: str = ""
     AI_PRICES: str = ""  # "gpt-4o-mini=0.15/0.60,...": USD per million prompt/completion tokens, for the dashboard
     EMBED_SITES: str = ""  # "portal=SECRET,lms=SECRET": one key per host site (tokens name it in "kid")
@@ -242,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         AI_CONTEXT_WINDOW=context_window,
         AI_MAX_TOKENS=max_tokens,
         BUILTIN_CHUNK_DELAY=_float(env, "BUILTIN_CHUNK_DELAY", 0.03),
+        AI_JUDGE=env.get("AI_JUDGE", "1").strip().lower() not in ("0", "false", "no", "off"),
         EMBED_SECRET=env.get("EMBED_SECRET", "").strip(),
         AI_PRICES=_prices(env.get("AI_PRICES", "")),
         EMBED_SITES=_embed_sites(env.get("EMBED_SITES", "")),

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 
 from foundation import metrics
 from foundation.extensions import db, redis_ext
+from jobs import judge
 from tutor import streams
 from tutor.guardrail import reveals_answer
 from tutor.mastery import record_chat_answer
@@ -161,6 +162,7 @@ def _generate(reply_id: int, attempt: int) -> str:
     streams.append(redis, reply_id, streams.DONE, {"id": reply_id, "content": content}, attempt)
     metrics.record_reply(redis, provider.name, latency_ms)
     record_chat_answer(reply_id, subject, turns, provider)  # an answer to grade: an attempt (tutor.mastery)
+    judge.after_reply(reply_id)  # the hidden solve step and the LLM judge, when a model is configured
     return "done"
 
 

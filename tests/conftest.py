@@ -26,6 +26,7 @@ TEST_CONFIG = {
     "BUILTIN_CHUNK_DELAY": 0,
     "STREAM_FLUSH_MS": 0,  # one event per chunk (resume tests cut streams between chunks); test_reply_concurrency checks merging
     "AI_RETRY_DELAYS": "0,0,0",
+    "AI_JUDGE": False,  # tests count the requests a reply makes; tests/jobs/test_judge.py turns it on
     "ANALYTICS_LIVE_SECONDS": 0,  # tests add today's rows between views; test_dashboard checks the reuse
     "EMBED_SECRET": "test-embed-secret-of-at-least-32-bytes",
     "EMBED_ALLOWED_ORIGINS": "https://school.example",
@@ -35,6 +36,7 @@ TABLES = (
     "bkt_params",
     "mastery",
     "attempts",
+    "reply_judgements",
     "rollup_daily",
     "rollup_students",
     "rollup_topics",

@@ -105,6 +105,10 @@ class TutoringSession(db.Model):
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str | None] = mapped_column(Text)
+    # The hidden solve step (tutor.llm_judge): the model's final answer to the problem in the
+    # student message ``solved_message_id``; never shown to the student, used by the guardrail.
+    solved_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    solved_answer: Mapped[str | None] = mapped_column(String(200))
 
     student: Mapped[User] = relationship(back_populates="sessions")
     topics: Mapped[list[SessionTopic]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
@@ -230,3 +234,27 @@ class BktParams(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     students: Mapped[int] = mapped_column(Integer, nullable=False)
     fitted_at: Mapped[datetime] = now_column()
+
+
+JUDGEMENT_STATUSES = ("rated", "unrated")
+
+
+class ReplyJudgement(db.Model):
+    """The LLM judge's ratings of one finished tutor reply on the MRBench dimensions.
+
+    ``status`` 'unrated': the model's answer could not be read (or the call failed); the
+    scores are then NULL and ``raw`` keeps what it said. Levels: 0 no, 1 to some extent, 2 yes.
+    """
+
+    __tablename__ = "reply_judgements"
+    __table_args__ = (CheckConstraint(_in("status", JUDGEMENT_STATUSES), name="status"),)
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    reveals_answer: Mapped[bool | None] = mapped_column(Boolean)
+    identifies_mistake: Mapped[int | None] = mapped_column(SmallInteger)
+    gives_guidance: Mapped[int | None] = mapped_column(SmallInteger)
+    actionable: Mapped[int | None] = mapped_column(SmallInteger)
+    model: Mapped[str | None] = mapped_column(String(128))
+    raw: Mapped[str | None] = mapped_column(Text)
+    judged_at: Mapped[datetime] = now_column()
