@@ -38,8 +38,12 @@ def enabled(config) -> bool:  # type: ignore[no-untyped-def]
 
 def after_reply(reply_id: int) -> None:
     """Queue the judge of a finished reply, when a model provider is configured."""
-    if enabled(current_app.config):
+    if not enabled(current_app.config):
+        return
+    try:
         enqueue("jobs.judge.judge_reply", reply_id, job_id=f"judge-{reply_id}", result_ttl=3600)
+    except Exception:  # noqa: BLE001 - the reply is saved and sent; a missing judgement must not fail it
+        log.warning("reply %s: could not queue its judgement", reply_id, exc_info=True)
 
 
 def judge_reply(reply_id: int) -> str:

@@ -145,3 +145,25 @@ def test_without_a_model_provider_nothing_is_judged(app, student):
     with app.app_context():
         assert judge_reply(reply_id) == "no model provider"
         assert db.session.get(ReplyJudgement, reply_id) is None
+
+
+def test_a_judgement_that_cannot_be_queued_does_not_fail_the_reply(judged_app, student, monkeypatch):
+    """The reply is saved and sent before its judgement is queued: if the queue refuses, the
+    reply job still ends done (no retry, no second reply)."""
+    import jobs.judge
+
+    app = judged_app
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Redis went away")
+
+    with RolePlayingServer("What do you add each day?") as server:
+        app.config.update(AI_PROVIDER="openai", OPENAI_BASE_URL=server.base_url, AI_JUDGE=True)
+        sid = student.post("/api/v1/sessions", json={"subject": "mathematics"}).get_json()["id"]
+        reply_id = _say(student, sid, PROBLEM)
+        monkeypatch.setattr(jobs.judge, "enqueue", refuse)
+        run_jobs(app)
+    with app.app_context():
+        reply = db.session.get(Message, reply_id)
+        assert reply.status == "done" and reply.attempts == 1
+        assert db.session.get(ReplyJudgement, reply_id) is None
