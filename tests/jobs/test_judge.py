@@ -164,6 +164,16 @@ def test_a_judgement_that_cannot_be_queued_does_not_fail_the_reply(judged_app, s
         monkeypatch.setattr(jobs.judge, "enqueue", refuse)
         run_jobs(app)
     with app.app_context():
+        from tutor.replies import reply_job_status
+
         reply = db.session.get(Message, reply_id)
         assert reply.status == "done" and reply.attempts == 1
+        from rq.job import Job
+
+        from foundation.extensions import redis_ext
+        from tutor.replies import reply_job_id, retry_policy
+
+        assert reply_job_status(reply_id) == "finished"
+        job = Job.fetch(reply_job_id(reply_id), connection=redis_ext.conn)
+        assert job.retries_left == retry_policy().max  # it never failed (a failure spends a retry)
         assert db.session.get(ReplyJudgement, reply_id) is None
