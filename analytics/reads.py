@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from .rollup import NOT_EMPTY
 from .tables import LATENCY_BUCKETS, LATENCY_EDGES_MS, UNKNOWN_GRADE, latency_percentiles
 
 __all__ = [
@@ -1120,7 +1121,7 @@ def load_view(f: Filters, today: date | None = None, tz: ZoneInfo | None = None,
     store = store or STORE
     with _reader() as cur:
         rolled = _rolled_through(cur, today)
-        cur.execute("SELECT min(created_at) FROM sessions")  # an index's first entry
+        cur.execute(f"SELECT min(s.created_at) FROM sessions s WHERE {NOT_EMPTY}")  # the index's first entries
         first = cur.fetchone()[0]
         current = _load_range(cur, f, rolled, today, tz, store, full=True)
         previous = _load_range(cur, f.previous(), rolled, today, tz, store, full=False)
@@ -1178,7 +1179,7 @@ def recent_sessions(f: Filters, topic: str | None = None, limit: int = 25, tz: Z
                    round(s.duration_seconds / 60.0, 1)::float8 AS duration_min, s.satisfaction,
                    (SELECT string_agg(t.topic, ', ' ORDER BY t.topic) FROM session_topics t WHERE t.session_id = s.id) AS topics
             FROM sessions s JOIN users u ON u.id = s.student_id
-            WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s
+            WHERE s.created_at >= %(lo)s AND s.created_at < %(hi)s AND {NOT_EMPTY}
               AND (s.created_at AT TIME ZONE %(tz)s)::date BETWEEN %(first)s AND %(last)s{filters}{topic_cond}
             ORDER BY s.created_at DESC
             LIMIT %(limit)s
@@ -1302,7 +1303,9 @@ def student_timeline(student_id: int, tz: ZoneInfo | None = None) -> dict[str, A
             """SELECT s.id AS session_id, (s.created_at AT TIME ZONE %(tz)s) AS started, s.subject,
                       s.satisfaction, t.topic
                FROM sessions s LEFT JOIN session_topics t ON t.session_id = s.id
-               WHERE s.student_id = %(id)s ORDER BY s.created_at""",
+               WHERE s.student_id = %(id)s AND """
+            + NOT_EMPTY
+            + """ ORDER BY s.created_at""",
             {"id": int(student_id), "tz": tz.key},
         )
     person = people.iloc[0].to_dict() if len(people) else None
@@ -1368,7 +1371,7 @@ def retention_frame(
                 FROM unnest(%(ids)s::int[]) AS a(id)
                 JOIN users u ON u.id = a.id
                 CROSS JOIN LATERAL (SELECT min(s.created_at) AS first FROM sessions s
-                                    WHERE s.student_id = a.id{filters}) f""",
+                                    WHERE s.student_id = a.id AND {NOT_EMPTY}{filters}) f""",
             params,
         )
     first_days = first["first_day"].to_numpy(np.int64)

@@ -255,17 +255,19 @@ def compute_rollups(
 # becomes a code into a known list of names, NULL a -1), so numpy reads them in place: no
 # per-row parsing in Python. numpy then joins messages and topics to their sessions by id.
 
+#: A session counts once the student has said something: opening the chat page starts one.
+NOT_EMPTY = "EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id AND m.role = 'student')"
 _SESSIONS_SQL = f"""
     SELECT s.id, s.created_at, s.student_id, COALESCE(u.grade_level, {UNKNOWN_GRADE})::int4,
            COALESCE(array_position(%(subjects)s::text[], s.subject::text), 0)::int4,
            COALESCE(s.duration_seconds, -1)::int4, COALESCE(s.satisfaction, -1)::int4
     FROM sessions s LEFT JOIN users u ON u.id = s.student_id
-    WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
+    WHERE s.created_at >= %(start)s AND s.created_at < %(end)s AND {NOT_EMPTY}
 """
-_TOPICS_SQL = """
+_TOPICS_SQL = f"""
     SELECT s.id, COALESCE(array_position(%(topics)s::text[], t.topic::text), 0)::int4
     FROM sessions s JOIN session_topics t ON t.session_id = s.id
-    WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
+    WHERE s.created_at >= %(start)s AND s.created_at < %(end)s AND {NOT_EMPTY}
 """
 # code = kind + 4 * (revealed + 1) + 16 * cut_short + 32 * tokens_estimated + 64 * model, where
 # kind is 0 student message, 1 finished reply, 2 failed reply; revealed -1 unknown, 0 no, 1 yes;

@@ -34,7 +34,11 @@ class Rows:
         duration: int | None | str = "default",
         rating: int | None = None,
         topics: tuple[str, ...] = (),
+        first_message: bool = True,
     ) -> uuid.UUID:
+        """A session. Analytics count only sessions in which the student said something (opening
+        the chat page starts one), so ``first_message`` adds the student's opening message at its
+        start; tests that write a session's messages themselves pass False."""
         if duration == "default":
             duration = self.default_duration
         with db.engine.begin() as conn:
@@ -54,6 +58,8 @@ class Rows:
             ).scalar_one()
             for topic in topics:
                 conn.execute(text("INSERT INTO session_topics VALUES (:s, :t)"), {"s": sid, "t": topic})
+        if first_message:
+            self.message(sid, created_at)
         return sid
 
     def message(

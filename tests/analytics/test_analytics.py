@@ -83,9 +83,11 @@ def snapshot():
 def build_two_days(data: Data) -> dict[str, int]:
     """Day D: three sessions (one unrated, one without a duration, one across midnight); D + 1: one."""
     a, b = data.user(grade=7), data.user(grade=None)
-    s1 = data.session(a, utc(D, 10), duration=600, rating=4, topics=("fractions", "percentages"))
-    s2 = data.session(a, utc(D, 12, 30), subject="science", topics=("cells",))  # active: no duration, unrated
-    s3 = data.session(b, utc(D, 23, 50), duration=1200, rating=2, topics=("fractions",))
+    s1 = data.session(a, utc(D, 10), duration=600, rating=4, topics=("fractions", "percentages"), first_message=False)
+    s2 = data.session(
+        a, utc(D, 12, 30), subject="science", topics=("cells",), first_message=False
+    )  # active: no duration, unrated
+    s3 = data.session(b, utc(D, 23, 50), duration=1200, rating=2, topics=("fractions",), first_message=False)
     data.message(s1, utc(D, 10, 1))
     data.message(s1, utc(D, 10, 2), role="tutor", latency=2000, revealed=False)
     data.message(s1, utc(D, 10, 5))
@@ -99,7 +101,9 @@ def build_two_days(data: Data) -> dict[str, int]:
     # after midnight: these belong to D + 1 although their session started on D
     data.message(s3, utc(D + timedelta(days=1), 0, 5))
     data.message(s3, utc(D + timedelta(days=1), 0, 6), role="tutor", latency=900)
-    s4 = data.session(a, utc(D + timedelta(days=1), 9), duration=300, rating=5, topics=("fractions",))
+    s4 = data.session(
+        a, utc(D + timedelta(days=1), 9), duration=300, rating=5, topics=("fractions",), first_message=False
+    )
     data.message(s4, utc(D + timedelta(days=1), 9, 1))
     return {"a": a, "b": b}
 
@@ -310,7 +314,7 @@ def test_local_days_and_hours(app_ctx, zone, tz):
     data = Data()
     a = data.user()
     for t in UTC_INSTANTS:
-        sid = data.session(a, t, duration=60)
+        sid = data.session(a, t, duration=60, first_message=False)
         data.message(sid, t + timedelta(minutes=1))
     local = [t.astimezone(ZoneInfo(tz)) for t in UTC_INSTANTS]
     first, last = date(2024, 3, 4), date(2024, 3, 11)
@@ -350,15 +354,15 @@ def test_skipped_midnight(app_ctx, zone):
     zone("America/Santiago")
     data = Data()
     a = data.user()
-    late = data.session(a, datetime(2024, 9, 8, 3, 30, tzinfo=UTC))  # 23:30 -04 on the 7th
+    late = data.session(a, datetime(2024, 9, 8, 3, 30, tzinfo=UTC), first_message=False)  # 23:30 -04 on the 7th
     data.message(late, datetime(2024, 9, 8, 3, 45, tzinfo=UTC))  # 23:45 -04 on the 7th
     data.message(late, datetime(2024, 9, 8, 4, 5, tzinfo=UTC))  # 01:05 -03 on the 8th
-    data.session(a, datetime(2024, 9, 8, 4, 0, tzinfo=UTC))  # 01:00 -03 on the 8th
+    data.session(a, datetime(2024, 9, 8, 4, 0, tzinfo=UTC))  # 01:00 -03 on the 8th, with its first message
     aggregate_daily_stats(date(2024, 9, 8))
-    assert (daily(date(2024, 9, 8)).total_sessions, daily(date(2024, 9, 8)).total_messages) == (1, 1)
+    assert (daily(date(2024, 9, 8)).total_sessions, daily(date(2024, 9, 8)).total_messages) == (1, 2)
     rollup_range(date(2024, 9, 7), date(2024, 9, 8))
     assert (daily(date(2024, 9, 7)).total_sessions, daily(date(2024, 9, 8)).total_sessions) == (1, 1)
-    assert (daily(date(2024, 9, 7)).total_messages, daily(date(2024, 9, 8)).total_messages) == (1, 1)
+    assert (daily(date(2024, 9, 7)).total_messages, daily(date(2024, 9, 8)).total_messages) == (1, 2)
     assert rows("SELECT hour FROM rollup_hour WHERE date = '2024-09-08'")[0][0] == 1
 
 
@@ -514,15 +518,19 @@ def test_subjects_and_topics_outside_the_curriculum(app_ctx, monkeypatch):
     monkeypatch.setattr(analytics, "_TOPICS", analytics._Names())
     data = Data()
     a, b = data.user(grade=9), data.user(grade=None)
-    history = data.session(a, utc(D, 9), subject="history", rating=5, topics=("roman empire", "fractions"))
+    history = data.session(
+        a, utc(D, 9), subject="history", rating=5, topics=("roman empire", "fractions"), first_message=False
+    )
     data.exchange(history, utc(D, 9, 5), latency=700)
-    late = data.session(b, utc(D - timedelta(days=1), 23, 50), subject="latin", topics=("declensions",))
+    late = data.session(
+        b, utc(D - timedelta(days=1), 23, 50), subject="latin", topics=("declensions",), first_message=False
+    )
     data.exchange(late, utc(D, 0, 10), latency=900)  # its session started the day before
-    data.session(b, utc(D, 11), subject="mathematics", topics=("fractions",))
+    data.session(b, utc(D, 11), subject="mathematics", topics=("fractions",))  # a question, no reply yet
 
     rollup_range(D, D)
     stats = daily(D)
-    assert (stats.total_sessions, stats.total_users, stats.total_messages) == (2, 2, 2)
+    assert (stats.total_sessions, stats.total_users, stats.total_messages) == (2, 2, 3)
     assert popular_topics_sorted(stats.popular_topics) == [("fractions", 2), ("roman empire", 1)]
     assert (stats.ai_latency_p50_ms, stats.ai_latency_p95_ms) == (800, 890)
     by_key = {
@@ -532,7 +540,7 @@ def test_subjects_and_topics_outside_the_curriculum(app_ctx, monkeypatch):
     assert by_key == {
         ("history", 9): (1, 1, 700),
         ("latin", UNKNOWN_GRADE): (0, 1, 900),
-        ("mathematics", UNKNOWN_GRADE): (1, 0, 0),
+        ("mathematics", UNKNOWN_GRADE): (1, 1, 0),
     }
     assert "history" in analytics._SUBJECTS.names and "declensions" not in analytics._TOPICS.names
     topics = rows("SELECT subject, topic, sessions FROM rollup_topic_day WHERE date = :d ORDER BY 1, 2", d=D)
@@ -689,3 +697,32 @@ def test_the_dashboard_reads_without_copy_under_gevent(app_ctx, request):
     pd.testing.assert_frame_equal(plain.models, green.models)
     pd.testing.assert_frame_equal(plain_students, green_students)
     assert plain.total_sessions == 5
+
+
+def test_sessions_where_the_student_said_nothing_are_not_counted(app_ctx):
+    """Opening the chat page starts a session: until the student writes, analytics ignore it
+    (rolled-up days, today live, the session list, a student's timeline and retention)."""
+    from analytics.reads import STORE, Filters, load_view, recent_sessions, retention_frame, student_timeline
+
+    data = Data()
+    a, b = data.user(), data.user()
+    spoke = data.session(a, utc(D, 9), topics=("fractions",))
+    data.session(a, utc(D, 10), topics=("cells",), first_message=False)  # opened, left
+    data.session(b, utc(D, 11), first_message=False)  # b never wrote anything
+    greeted = data.session(b, utc(D, 12), first_message=False)
+    data.message(greeted, utc(D, 12, 1), role="tutor")  # a tutor message alone does not count
+
+    f = Filters(D, D)
+    STORE.clear()
+    live = load_view(f, today=D)
+    rollup_range(D, D)
+    STORE.clear()
+    rolled = load_view(f, today=D + timedelta(days=1))
+    for view in (live, rolled):
+        assert view.total_sessions == 1 and view.kpis.loc["active_students", "current"] == 1
+        assert view.topics["topic"].tolist() == ["fractions"]
+    assert daily(D).total_sessions == 1 and daily(D).total_users == 1
+    listed = recent_sessions(f)
+    assert listed["session_id"].tolist() == [str(spoke)]
+    assert len(student_timeline(b)["weekly"]) == 0
+    assert retention_frame(Filters(D, D + timedelta(days=6)), today=D + timedelta(days=7))["students"].sum() <= 1

@@ -63,19 +63,33 @@ def build_history(rows: Rows, today: date = TODAY, tz: ZoneInfo = UTC_TZ) -> dic
         day = today - timedelta(days=back)
         if back == 5:
             continue
-        s = rows.session(a, at(day, 9, tz=tz), rating=4 if back % 2 else None, topics=("fractions",))
+        s = rows.session(
+            a, at(day, 9, tz=tz), rating=4 if back % 2 else None, topics=("fractions",), first_message=False
+        )
         rows.exchange(s, at(day, 9, 1, tz=tz), latency=1000 + 100 * back, revealed=back % 3 == 0)
         if back % 2 == 0:
-            s = rows.session(a, at(day, 15, tz=tz), subject="science", duration=1200, rating=5, topics=("cells",))
+            s = rows.session(
+                a,
+                at(day, 15, tz=tz),
+                subject="science",
+                duration=1200,
+                rating=5,
+                topics=("cells",),
+                first_message=False,
+            )
             rows.exchange(s, at(day, 15, 2, tz=tz), latency=2500)
             rows.message(s, at(day, 15, 5, tz=tz), role="tutor", status="failed")
     # across midnight: starts yesterday 23:50, the reply lands today 00:05
     yesterday = today - timedelta(days=1)
-    s = rows.session(b, at(yesterday, 23, 50, tz=tz), rating=2, topics=("fractions", "percentages"))
+    s = rows.session(
+        b, at(yesterday, 23, 50, tz=tz), rating=2, topics=("fractions", "percentages"), first_message=False
+    )
     rows.message(s, at(yesterday, 23, 55, tz=tz))
     rows.message(s, at(today, 0, 5, tz=tz), role="tutor", latency=4000, revealed=True)
     # today only: an active session (no duration yet) and a still-streaming reply
-    s = rows.session(c, at(today, 8, 30, tz=tz), subject="english", duration=None, topics=("essay structure",))
+    s = rows.session(
+        c, at(today, 8, 30, tz=tz), subject="english", duration=None, topics=("essay structure",), first_message=False
+    )
     rows.message(s, at(today, 8, 31, tz=tz))
     rows.message(s, at(today, 8, 32, tz=tz), role="tutor", status="streaming")
     return {"a": a, "b": b, "c": c}
@@ -91,7 +105,8 @@ def reference(first: date, last: date, tz: ZoneInfo = UTC_TZ, subjects=(), grade
         s = pd.read_sql(
             text(
                 "SELECT s.created_at, s.student_id, s.subject, COALESCE(u.grade_level, -1) AS grade, "
-                "s.duration_seconds, s.satisfaction FROM sessions s JOIN users u ON u.id = s.student_id"
+                "s.duration_seconds, s.satisfaction FROM sessions s JOIN users u ON u.id = s.student_id "
+                "WHERE EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id AND m.role = 'student')"
             ),
             conn,
         )

@@ -130,7 +130,9 @@ def test_idle_streams_hold_no_thread_and_the_site_keeps_answering(app, services,
         from collections import Counter
 
         assert _clients(redis) <= clients_before + 5, Counter(  # no Redis connection per stream
-            c.get("cmd") for c in redis.client_list() if c.get("db") == str(redis.connection_pool.connection_kwargs["db"])
+            c.get("cmd")
+            for c in redis.client_list()
+            if c.get("db") == str(redis.connection_pool.connection_kwargs["db"])
         )
         latencies = [_timed_get(base, "/healthz")[1] for _ in range(20)]
         assert max(latencies) < 1.0, latencies
