@@ -55,6 +55,7 @@ __all__ = [
     "DAILY_COLUMNS",
     "DAY_CACHE_DAYS",
     "DEFAULT_RANGE",
+    "JUDGE_COLUMNS",
     "KPI_SPECS",
     "MAX_RANGE_DAYS",
     "MODEL_COLUMNS",
@@ -67,6 +68,7 @@ __all__ = [
     "analytics_tz",
     "clear_cache",
     "grade_levels",
+    "judge_scores",
     "load_view",
     "recent_sessions",
     "resolve_range",
@@ -105,6 +107,8 @@ SUMS = (
     "generation_sum_ms",
     "prompt_tokens",
     "completion_tokens",
+    "thumbs_up",
+    "thumbs_down",
 )
 _S = {name: i for i, name in enumerate(SUMS)}
 #: Additive columns of ``rollup_models`` (per day × subject × grade × model).
@@ -123,6 +127,9 @@ DAILY_COLUMNS = (
     "failed_replies",
     "failure_rate",
     "answer_revealed_share",
+    "answer_unjudged_share",
+    "thumbs_up",
+    "thumbs_down",
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_mean_ms",
@@ -1090,7 +1097,13 @@ def _daily_table(r: _Range) -> pd.DataFrame:
             "tutor_replies": replies,
             "failed_replies": col["tutor_replies_failed"],
             "failure_rate": _share(col["tutor_replies_failed"], replies, 100),
-            "answer_revealed_share": _share(col["answer_revealed_count"], col["answer_checked_count"], 100),
+            # over every finished reply, with the share the guardrail could not judge beside it
+            "answer_revealed_share": _share(col["answer_revealed_count"], col["tutor_replies_done"], 100),
+            "answer_unjudged_share": _share(
+                col["tutor_replies_done"] - col["answer_checked_count"], col["tutor_replies_done"], 100
+            ),
+            "thumbs_up": col["thumbs_up"],
+            "thumbs_down": col["thumbs_down"],
             "latency_p50_ms": quantiles[:, 0],
             "latency_p95_ms": quantiles[:, 1],
             "latency_mean_ms": _share(col["latency_sum_ms"], col["latency_count"]),
@@ -1186,6 +1199,43 @@ def recent_sessions(f: Filters, topic: str | None = None, limit: int = 25, tz: Z
             """,
             params,
         )
+
+
+#: Columns of ``judge_scores``.
+JUDGE_COLUMNS = [
+    "subject", "model", "judged", "unrated", "judge_reveals", "rules_reveals", "identifies_mistake",
+    "gives_guidance", "actionable",
+]  # fmt: skip
+
+
+def judge_scores(f: Filters, tz: ZoneInfo | None = None) -> pd.DataFrame:
+    """The LLM judge's verdicts on the range's replies (judged when they were made), per subject
+    and model: replies judged, unrated, how many it says reveal the answer beside how many the
+    guardrail's rules flagged, and its mean scores (0 no, 1 to some extent, 2 yes)."""
+    tz = tz or analytics_tz()
+    lo, hi = _utc_bounds(f.start, f.end, tz)
+    params: dict[str, Any] = {"lo": lo, "hi": hi}
+    filters = _raw_filters(f, params)
+    with _reader() as cur:
+        frame = _frame(
+            cur,
+            f"""
+            SELECT s.subject, COALESCE(j.model, m.model, m.provider, 'unknown') AS model, count(*) AS judged,
+                   count(*) FILTER (WHERE j.status = 'unrated') AS unrated,
+                   count(*) FILTER (WHERE j.reveals_answer) AS judge_reveals,
+                   count(*) FILTER (WHERE m.answer_revealed) AS rules_reveals,
+                   avg(j.identifies_mistake)::float8 AS identifies_mistake,
+                   avg(j.gives_guidance)::float8 AS gives_guidance, avg(j.actionable)::float8 AS actionable
+            FROM reply_judgements j
+            JOIN messages m ON m.id = j.message_id
+            JOIN sessions s ON s.id = m.session_id
+            JOIN users u ON u.id = s.student_id
+            WHERE j.judged_at >= %(lo)s AND j.judged_at < %(hi)s{filters}
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            params,
+        )
+    return frame if len(frame) else pd.DataFrame(columns=JUDGE_COLUMNS)
 
 
 STUDENT_COLUMNS = [

@@ -66,7 +66,7 @@ _ROLLUP_COLUMNS: dict[str, dict[str, str]] = {
         "tutor_replies_done": "int4", "tutor_replies_failed": "int4", "answer_revealed_count": "int4",
         "answer_checked_count": "int4", "latency_count": "int4", "latency_sum_ms": "int8", "latency_hist": "int4[]",
         "replies_cut_short": "int4", "generation_count": "int4", "generation_sum_ms": "int8", "prompt_tokens": "int8",
-        "completion_tokens": "int8",
+        "completion_tokens": "int8", "thumbs_up": "int4", "thumbs_down": "int4",
     },
     "rollup_models": {
         "date": "date", "subject": "text", "grade_level": "int2", "model": "text", "replies": "int4",
@@ -269,15 +269,15 @@ _TOPICS_SQL = f"""
     FROM sessions s JOIN session_topics t ON t.session_id = s.id
     WHERE s.created_at >= %(start)s AND s.created_at < %(end)s AND {NOT_EMPTY}
 """
-# code = kind + 4 * (revealed + 1) + 16 * cut_short + 32 * tokens_estimated + 64 * model, where
-# kind is 0 student message, 1 finished reply, 2 failed reply; revealed -1 unknown, 0 no, 1 yes;
-# model the position of the reply's model (else provider) in %(models)s, 0 for none. Tokens and
+# code = kind + 4 * (revealed + 1) + 16 * cut_short + 32 * tokens_estimated + 64 * (feedback + 1)
+# + 256 * model, where kind is 0 student message, 1 finished reply, 2 failed reply; revealed -1
+# unknown, 0 no, 1 yes; feedback the student's thumb (-1 down, 0 none, 1 up); model the position of the reply's model (else provider) in %(models)s, 0 for none. Tokens and
 # times are -1 where NULL.
 _MESSAGES_SQL = """
     SELECT m.session_id, {created_at}
            ((CASE WHEN m.role = 'student' THEN 0 WHEN m.status = 'done' THEN 1 ELSE 2 END)
             + 4 * (COALESCE(m.answer_revealed::int, -1) + 1) + 16 * m.cut_short::int + 32 * m.tokens_estimated::int
-            + 64 * COALESCE(array_position(%(models)s::text[], COALESCE(m.model, m.provider, 'unknown')::text), 0))::int4,
+            + 64 * (COALESCE(m.feedback, 0) + 1) + 256 * COALESCE(array_position(%(models)s::text[], COALESCE(m.model, m.provider, 'unknown')::text), 0))::int4,
            COALESCE(m.latency_ms, -1)::int4, COALESCE(m.generation_ms, -1)::int4,
            COALESCE(m.prompt_tokens, -1)::int4, COALESCE(m.completion_tokens, -1)::int4
     FROM messages m
@@ -462,7 +462,7 @@ class _Source:
     topics: dict[str, np.ndarray]  # day, s, g, topic (code into topic_names)
     topic_names: np.ndarray
     # day, s, g, kind (0 student, 1 done, 2 failed), revealed (-1/0/1), cut_short (0/1),
-    # tokens_estimated (0/1), model (code into model_names), and latency_ms, generation_ms,
+    # tokens_estimated (0/1), feedback (-1/0/1), model (code into model_names), and latency_ms, generation_ms,
     # prompt_tokens, completion_tokens (-1: none)
     messages: dict[str, np.ndarray]
     model_names: np.ndarray
@@ -510,7 +510,7 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
                 + [("prompt_tokens", _I4), ("completion_tokens", _I4)],
             )
             code = m["code"]
-            if not ((code % 4 == 1) & (code // 64 == 0)).any():  # every finished reply has its model's code
+            if not ((code % 4 == 1) & (code // 256 == 0)).any():  # every finished reply has its model's code
                 return m
             side.execute(_NEW_MODELS_SQL, params | {"models": _MODELS.names})
             _MODELS.learn(sorted(row[0] for row in side.fetchall()))
@@ -608,7 +608,8 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
             "revealed": code // 4 % 4 - 1,
             "cut_short": code // 16 % 2,
             "tokens_estimated": code // 32 % 2,
-            "model": code // 64,
+            "feedback": code // 64 % 4 - 1,
+            "model": code // 256,
         }
         | {
             name: m[name][m_keep].astype(np.int64)
@@ -704,6 +705,8 @@ def _aggregate(src: _Source, days: list[date]) -> dict[str, Any]:
         "generation_sum_ms": count(m_key, np.where(generated, generation, 0)),
         "prompt_tokens": count(m_key, prompt_tokens),
         "completion_tokens": count(m_key, completion_tokens),
+        "thumbs_up": count(m_key, tutor & (m["feedback"] == 1)),
+        "thumbs_down": count(m_key, tutor & (m["feedback"] == -1)),
     }
     table = np.column_stack(list(figures.values()))  # key -> figures
     present = np.flatnonzero(table.any(axis=1))

@@ -150,6 +150,9 @@ class RollupDaily(db.Model):
     generation_sum_ms: Mapped[int] = _big()
     prompt_tokens: Mapped[int] = _big()
     completion_tokens: Mapped[int] = _big()
+    # the students' thumbs on tutor replies (messages.feedback)
+    thumbs_up: Mapped[int] = _count()
+    thumbs_down: Mapped[int] = _count()
 
 
 class RollupStudents(db.Model):

@@ -295,6 +295,11 @@ def show_student(student_id: int | None):
     )
 
 
+def update_judge_table(time_range, start, end, subjects, grades, today: date | None = None):
+    f = _filters(time_range, start, end, subjects, grades, today)
+    return layout.judge_table(data.judge_scores(f), subject_names())
+
+
 def update_retention(time_range, start, end, subjects, grades, today: date | None = None):
     f = _filters(time_range, start, end, subjects, grades, today)
     return figures.retention_figure(data.retention_frame(f, today=today))
@@ -387,6 +392,7 @@ def register(app: Dash) -> None:
     )(show_student)
 
     app.callback(Output("retention-chart", "figure"), *CONTROLS)(update_retention)
+    app.callback(Output("judge-table", "children"), *CONTROLS)(update_judge_table)
 
     app.callback(
         Output("download-daily", "data"),

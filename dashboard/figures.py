@@ -392,17 +392,42 @@ def quality_figure(daily: pd.DataFrame) -> dict[str, Any]:
             bars("Failed replies", "failed_replies", DANGER, "%{y:,} failed<extra></extra>"),
             bars("Cut short (max tokens)", "cut_short_replies", ACCENT, "%{y:,} cut short<extra></extra>"),
             line(
-                "Answer given away (% of checked replies)",
+                "Answer given away (% of finished replies)",
                 _num(daily["answer_revealed_share"], 2),
                 ACCENT,
                 "3",
                 "%{y:.1f} % given away<extra></extra>",
             ),  # fmt: skip
+            line(
+                "Could not be judged (%)",
+                _num(daily["answer_unjudged_share"], 2),
+                MUTED,
+                "3",
+                "%{y:.1f} % not judged<extra></extra>",
+                dash="dot",
+            ),  # fmt: skip
+            _feedback_bars("Thumbs up", daily["thumbs_up"], SECONDARY, x),
+            _feedback_bars("Thumbs down", -daily["thumbs_down"], DANGER, x),
         ],
         "layout": _small_multiples(
-            daily, ["Wait for a reply (s)", "Failed and cut-short replies", "Answers given away (%)"], barmode="group"
-        ),
+            daily,
+            [
+                "Wait for a reply (s)",
+                "Failed and cut-short replies",
+                "Answers given away (%)",
+                "Students' thumbs up / down",
+            ],
+            barmode="relative",
+        ),  # fmt: skip
     }
+
+
+def _feedback_bars(name: str, values: pd.Series, color: str, x: list[str]) -> dict[str, Any]:
+    """Thumbs per day in the fourth panel: up above the axis, down below it."""
+    counts = _ints(values)
+    return {"type": "bar", "name": name, "x": x, "y": counts, "xaxis": "x4", "yaxis": "y4",
+            "customdata": [abs(c) for c in counts], "marker": {"color": color}, "opacity": 0.8,
+            "hovertemplate": f"%{{customdata:,}} {name.lower()}<extra></extra>"}  # fmt: skip
 
 
 def _price(prices: dict[str, tuple[float, float]], model: str, prompt: Any, completion: Any) -> Any:

@@ -74,9 +74,16 @@ def serve_layout() -> html.Div:
                         "AI quality",
                         "quality-chart",
                         "What students waited for a reply (p50 / p95) beside the model's own time; failed and "
-                        "cut-short replies; answers given away.",
+                        "cut-short replies; answers given away (of all finished replies, beside the share the "
+                        "guardrail could not judge); the students' thumbs.",
                         wide=True,
-                        height="440px",
+                        height="560px",
+                        extra=html.Div(
+                            [
+                                html.H3("The model's judgement (MRBench dimensions)", className="subhead"),
+                                dcc.Loading(html.Div(id="judge-table", className="table-scroll"), type="dot"),
+                            ]
+                        ),
                     ),
                     _card(
                         "Subjects and grade levels", "subjects-chart", "Sessions; hover for active students.", wide=True
@@ -194,7 +201,9 @@ def _graph(graph_id: str, height: str | None = "300px") -> dcc.Loading:
     )
 
 
-def _card(title: str, graph_id: str, subtitle: str = "", wide: bool = False, height: str | None = None) -> html.Section:
+def _card(
+    title: str, graph_id: str, subtitle: str = "", wide: bool = False, height: str | None = None, extra: Any = None
+) -> html.Section:
     return html.Section(
         className="card wide" if wide else "card",
         id=f"{graph_id}-card",
@@ -202,6 +211,7 @@ def _card(title: str, graph_id: str, subtitle: str = "", wide: bool = False, hei
             html.H2(title),
             html.P(subtitle, className="card-subtitle") if subtitle else None,
             _graph(graph_id, height or ("320px" if wide else "300px")),
+            extra,
         ],
     )
 
@@ -473,6 +483,36 @@ def sessions_table(
         rows.append(("", cells))
     head = [("Started", ""), ("Student", ""), ("Subject", ""), ("Topics", ""), ("Min", "num"), ("Rating", ""),
             ("Status", "")]  # fmt: skip
+    return _static_table(head, rows)
+
+
+def judge_table(frame: pd.DataFrame, subject_names: dict[str, str]) -> html.Div | dcc.Markdown:
+    """The LLM judge's verdicts per subject and model, beside the guardrail rules' count."""
+    if frame is None or not len(frame):
+        return empty_state(
+            "No replies judged by a model in this range.",
+            "With AI_PROVIDER=openai and AI_JUDGE on, a model rates every finished reply.",
+        )
+
+    def score(v: Any) -> str:
+        return "—" if v is None or v != v else f"{v:.2f}"
+
+    rows = []
+    for r in frame.itertuples(index=False):
+        cells = [
+            (escape(subject_names.get(r.subject, r.subject)), ""),
+            (escape(str(r.model)), ""),
+            (f"{int(r.judged):,}", "num"),
+            (f"{int(r.unrated):,}", "num"),
+            (f"{int(r.judge_reveals):,}", "num"),
+            (f"{int(r.rules_reveals):,}", "num"),
+            (score(r.identifies_mistake), "num"),
+            (score(r.gives_guidance), "num"),
+            (score(r.actionable), "num"),
+        ]
+        rows.append(("", cells))
+    head = [("Subject", ""), ("Model", ""), ("Judged", "num"), ("Unrated", "num"), ("Reveals: judge", "num"),
+            ("Reveals: rules", "num"), ("Finds the mistake", "num"), ("Guidance", "num"), ("Actionable", "num")]  # fmt: skip
     return _static_table(head, rows)
 
 

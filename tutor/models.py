@@ -247,7 +247,10 @@ class ReplyJudgement(db.Model):
     """
 
     __tablename__ = "reply_judgements"
-    __table_args__ = (CheckConstraint(_in("status", JUDGEMENT_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", JUDGEMENT_STATUSES), name="status"),
+        Index("ix_reply_judgements_judged_at", "judged_at"),  # the dashboard's judge table reads a range
+    )
 
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False)

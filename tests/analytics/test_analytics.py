@@ -726,3 +726,25 @@ def test_sessions_where_the_student_said_nothing_are_not_counted(app_ctx):
     assert listed["session_id"].tolist() == [str(spoke)]
     assert len(student_timeline(b)["weekly"]) == 0
     assert retention_frame(Filters(D, D + timedelta(days=6)), today=D + timedelta(days=7))["students"].sum() <= 1
+
+
+def test_thumbs_and_the_share_of_replies_given_away_or_not_judged(app_ctx):
+    """Thumbs on tutor replies are counted per day; answers given away are a share of every
+    finished reply, with the share the guardrail could not judge beside it."""
+    from analytics.reads import STORE, Filters, load_view
+
+    data = Data()
+    s = data.session(data.user(), utc(D, 9))
+    data.message(s, utc(D, 9, 1), role="tutor", latency=100, revealed=True, feedback=-1)
+    data.message(s, utc(D, 9, 2), role="tutor", latency=100, revealed=False, feedback=1)
+    data.message(s, utc(D, 9, 3), role="tutor", latency=100, revealed=None, feedback=1)
+    data.message(s, utc(D, 9, 4), role="tutor", latency=100, revealed=None)
+    data.message(s, utc(D, 9, 5), role="tutor", status="failed", feedback=-1)
+    rollup_range(D, D)
+    row = rows("SELECT thumbs_up, thumbs_down FROM rollup_daily WHERE date = :d", d=D)[0]
+    assert tuple(row) == (2, 2)
+    STORE.clear()
+    day = load_view(Filters(D, D), today=D + timedelta(days=1)).daily.iloc[0]
+    assert (day.thumbs_up, day.thumbs_down) == (2, 2)
+    assert day.answer_revealed_share == pytest.approx(25.0)  # 1 of 4 finished replies
+    assert day.answer_unjudged_share == pytest.approx(50.0)  # 2 of 4 had no verdict

@@ -604,6 +604,9 @@ def daily_frame(days: int, live_last: bool = True) -> pd.DataFrame:
             "latency_mean_ms": rng.uniform(1000, 2000, days),
             "generation_mean_ms": rng.uniform(500, 900, days),
             "cut_short_replies": rng.integers(0, 3, days),
+            "answer_unjudged_share": rng.uniform(0, 50, days),
+            "thumbs_up": rng.integers(0, 9, days),
+            "thumbs_down": rng.integers(0, 4, days),
             "prompt_tokens": rng.integers(0, 9999, days),
             "completion_tokens": rng.integers(0, 9999, days),
             "live": [live_last and i == days - 1 for i in range(days)],
@@ -696,7 +699,10 @@ def test_every_figure_is_valid_plotly_with_its_traces():
         "Model's own time (mean)",
         "Failed replies",
         "Cut short (max tokens)",
-        "Answer given away (% of checked replies)",
+        "Answer given away (% of finished replies)",
+        "Could not be judged (%)",
+        "Thumbs up",
+        "Thumbs down",
     ]
     assert built["quality"]["data"][1]["y"][0] == pytest.approx(frame["latency_p95_ms"][0] / 1000, abs=0.01)
     quality = built["quality"]["layout"]  # small multiples: one y axis per panel, none overlaid
@@ -704,7 +710,9 @@ def test_every_figure_is_valid_plotly_with_its_traces():
         quality[a]["domain"][1] > quality[b]["domain"][1] for a, b in (("yaxis", "yaxis2"), ("yaxis2", "yaxis3"))
     )
     assert not any("overlaying" in quality[a] for a in ("yaxis", "yaxis2", "yaxis3"))
-    assert all(quality[a]["nticks"] == 4 for a in ("yaxis", "yaxis2", "yaxis3"))
+    assert all(quality[a]["nticks"] == 4 for a in ("yaxis", "yaxis2", "yaxis3", "yaxis4"))
+    down = next(t for t in built["quality"]["data"] if t["name"] == "Thumbs down")
+    assert down["y"] == [-v for v in frame["thumbs_down"]] and down["customdata"] == frame["thumbs_down"].tolist()
     assert built["subjects"]["data"][0]["x"] == ["Mathematics", "science"]
     assert built["subjects"]["data"][1]["x"] == ["No grade", "Grade 7"]
     for empty in (
@@ -1018,3 +1026,31 @@ def test_dashboard_never_writes(app_ctx):
     with data._reader() as cur:
         with pytest.raises(Exception, match="read-only"):
             cur.execute("INSERT INTO users (email) VALUES ('x@y.z')")
+
+
+def test_the_judge_table_shows_the_models_verdicts_per_subject_and_model(app_ctx, recent):
+    """Replies a model judged, per subject and model, beside the guardrail rules' count."""
+    with db.engine.begin() as conn:
+        replies = conn.execute(
+            text(
+                "SELECT m.id, s.subject FROM messages m JOIN sessions s ON s.id = m.session_id "
+                "WHERE m.role = 'tutor' AND m.status = 'done' ORDER BY m.id LIMIT 3"
+            )
+        ).all()
+        for n, (mid, _subject) in enumerate(replies):
+            conn.execute(
+                text(
+                    "INSERT INTO reply_judgements (message_id, status, reveals_answer, identifies_mistake, "
+                    "gives_guidance, actionable, model, judged_at) VALUES (:m, :st, :r, :i, :g, :a, 'judge-m', now())"
+                ),
+                {"m": mid, "st": "unrated" if n == 2 else "rated", "r": n == 0 if n < 2 else None,
+                 "i": 2 if n < 2 else None, "g": n if n < 2 else None, "a": 1 if n < 2 else None},
+            )  # fmt: skip
+    frame = data.judge_scores(data.Filters.from_controls("week"))
+    assert frame["judged"].sum() == 3 and frame["unrated"].sum() == 1 and frame["judge_reveals"].sum() == 1
+    assert set(frame["model"]) == {"judge-m"}
+    table = callbacks.update_judge_table("week", None, None, None, None)
+    assert "judge-m" in table.children and "Finds the mistake" in table.children
+    nothing = callbacks.update_judge_table("custom", "2020-01-01", "2020-01-02", None, None)
+    assert "No replies judged by a model" in str(nothing)
+    assert data.judge_scores(data.Filters.from_controls("week", subjects=["english"])).empty

@@ -170,7 +170,7 @@ def test_admin_switches_week_month_quarter_and_the_charts_follow(app, page):
     assert page.input_value("#date-range") == f"{start.day} {start:%b %Y}"  # the picker follows the period
 
     # every chart drew its traces, the KPI cards carry their change
-    expected = {"topics-chart": 1, "usage-heatmap": 1, "satisfaction-chart": 2, "quality-chart": 6, "subjects-chart": 2}
+    expected = {"topics-chart": 1, "usage-heatmap": 1, "satisfaction-chart": 2, "quality-chart": 9, "subjects-chart": 2}
     assert {graph: traces(page, graph) for graph in expected} == expected
     assert page.locator(".kpi-change").count() == 7
 
