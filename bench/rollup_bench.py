@@ -48,7 +48,8 @@ ROLLUP_TABLES = ("rollup_daily", "rollup_students", "rollup_topics", "rollup_hou
 BASELINE_SQL = """
 WITH s AS (
     SELECT (created_at AT TIME ZONE %(tz)s)::date AS day, id, student_id, duration_seconds, satisfaction
-    FROM sessions WHERE created_at >= %(start)s AND created_at < %(end)s
+    FROM sessions s WHERE created_at >= %(start)s AND created_at < %(end)s
+      AND EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id AND m.role = 'student')
 ), ses AS (
     SELECT day, count(*) AS total_sessions, avg(duration_seconds) AS avg_duration,
            count(DISTINCT student_id) AS total_users, avg(satisfaction) AS avg_satisfaction
