@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-TABLES = ("users", "sessions", "session_topics", "messages")
+TABLES = ("users", "sessions", "session_topics", "messages", "attempts")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -143,6 +143,7 @@ def columns() -> dict[str, str]:
         "sessions": demo.SESSION_COLUMNS,
         "session_topics": demo.TOPIC_COLUMNS,
         "messages": demo.MESSAGE_COLUMNS,
+        "attempts": demo.ATTEMPT_COLUMNS,
     }
 
 
@@ -266,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sessions": result.sessions,
                     "session_topics": result.topics,
                     "messages": result.messages,
+                    "attempts": result.attempts,
                 }, counted
                 assert not rows or counted == rows, (counted, rows)
                 rows = counted

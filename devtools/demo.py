@@ -10,7 +10,9 @@ leaves the database exactly as it was.
 The data has the shapes the analytics are meant to show: fewer sessions at weekends, afternoon
 and evening peaks (UTC), mathematics the most popular subject, a few popular topics per subject
 with a long tail, lognormal durations and AI latencies, mostly positive ratings with many
-sessions unrated, the odd failed AI reply, and a handful of sessions still active right now.
+sessions unrated, the odd failed AI reply, a handful of sessions still active right now, and
+graded attempts whose answers follow learning curves (students who improve, plateau or stop),
+so mastery tells a story (run the refit, ``analytics.knowledge.refit``, to compute it).
 The same ``seed`` and ``end`` give the same rows (apart from sessions on the current day,
 which are placed before the moment of seeding).
 """
@@ -440,16 +442,18 @@ class SeedResult:
     messages: int
     topics: int
     seconds: float
+    attempts: int = 0
 
     @property
     def rows(self) -> int:
-        return self.users + self.sessions + self.messages + self.topics
+        return self.users + self.sessions + self.messages + self.topics + self.attempts
 
     def summary(self) -> str:
         rate = self.sessions / self.seconds if self.seconds > 0 else 0.0
         return (
             f"seeded {self.users:,} students, {self.sessions:,} sessions, {self.messages:,} messages, "
-            f"{self.topics:,} topic rows in {self.seconds:.1f} s ({rate:,.0f} sessions/s)"
+            f"{self.topics:,} topic rows, {self.attempts:,} graded attempts in {self.seconds:.1f} s "
+            f"({rate:,.0f} sessions/s)"
         )
 
 
@@ -629,6 +633,7 @@ class _Batch:
     n_sessions: int
     n_topics: int
     n_messages: int
+    attempted: _Attempted | None = None
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -725,6 +730,10 @@ class _Pools:
         self.topic_names = [t for s in SUBJECTS for t in SUBJECT_TOPICS[s]]
         self.n_topics = len(self.topic_names)
         self.topic_quoted = np.array([_csv_quote(t) for t in self.topic_names])
+        self.topic_plain = np.array([t.encode() for t in self.topic_names])
+        self.topic_subject = np.repeat(np.arange(len(SUBJECTS)), [len(SUBJECT_TOPICS[s]) for s in SUBJECTS])
+        self.sources = np.array([b"problem", b"check", b"quiz"])
+        self.graders = np.array([b"sympy", b"text"])
         index = {t: i for i, t in enumerate(self.topic_names)}
         qa = [(index[t], q, a) for s in SUBJECTS for t, q, a in SUBJECT_QA[s]]
         questions = [q for _, q, _ in qa]
@@ -910,7 +919,9 @@ def _batch(plan: _Plan, lo: int, hi: int, seed: int, batch_no: int, user_ids: np
         ],
         m,
     )
-    return _Batch(sessions_csv, topics_csv, messages_csv, n, len(t_rows), m)
+    end_ms = np.where(active, plan.cutoff, ended_at)
+    attempted = _Attempted(ids[t_rows], student[t_rows], t_topics, created[t_rows], end_ms[t_rows])
+    return _Batch(sessions_csv, topics_csv, messages_csv, n, len(t_rows), m, attempted)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -922,6 +933,85 @@ MESSAGE_COLUMNS = (
     "session_id, role, content, status, created_at, completed_at, latency_ms, prompt_tokens, "
     "completion_tokens, generation_ms, cut_short, provider, model, attempts, error, answer_revealed"
 )
+
+
+ATTEMPT_COLUMNS = (
+    "student_id, session_id, subject, topic, item, correct, hints_seen, source, graded_by, provider, created_at"
+)
+# Graded attempts: most session topics get one to three, numbered per student and topic in time
+# order (k). Whether an answer is right follows the student's learning curve: "improvers" climb
+# from their starting ability towards 92 % right, "plateaus" gain a little and stay there,
+# "stoppers" do not improve and stop answering after four attempts on a topic.
+ATTEMPTED_SHARE = 0.6  # session topics with graded answers
+PROFILE_SHARE = (0.55, 0.30, 0.15)  # improve, plateau, stop
+STOP_AFTER = 4
+
+
+@dataclass
+class _Attempted:
+    """Per session topic, what the attempts are generated from once every batch is known."""
+
+    session_id: np.ndarray  # S36
+    student: np.ndarray
+    topic: np.ndarray  # global topic index
+    start: np.ndarray  # epoch ms: the session's start
+    end: np.ndarray  # epoch ms: nothing later (the session's end, or the cutoff)
+
+
+def _attempts_csv(
+    parts: list[_Attempted], seed: int, students: int, user_ids: np.ndarray, pools: _Pools
+) -> tuple[bytes, int]:
+    if not parts:
+        return b"", 0
+    src = _Attempted(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Attempted.__dataclass_fields__))
+    rng = np.random.default_rng([seed, 0xA77E])
+    profile = rng.choice(3, size=students, p=PROFILE_SHARE)
+    ability = 0.15 + 0.3 * rng.random(students)
+    chosen = np.flatnonzero(rng.random(len(src.student)) < ATTEMPTED_SHARE)
+    count = rng.integers(1, 4, len(chosen))
+    row = np.repeat(chosen, count)
+    g = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count) + 1
+    at = np.minimum(src.start[row] + (60 + 150 * g) * 1000, src.end[row])
+    student, topic = src.student[row], src.topic[row]
+    order = np.lexsort((g, at, topic, student))
+    row, g, at, student, topic = row[order], g[order], at[order], student[order], topic[order]
+    new_group = np.r_[True, (student[1:] != student[:-1]) | (topic[1:] != topic[:-1])]
+    group_start = np.flatnonzero(new_group)
+    k = np.arange(len(row)) - np.repeat(group_start, np.diff(np.r_[group_start, len(row)])) + 1
+    keep = (profile[student] != 2) | (k <= STOP_AFTER)
+    row, at, student, topic, k = row[keep], at[keep], student[keep], topic[keep], k[keep]
+    a, p = ability[student], profile[student]
+    right = np.select(
+        [p == 0, p == 1],
+        [a + (0.92 - a) * (1 - np.exp(-(k - 1) / 3.0)), a + 0.25 * (1 - np.exp(-(k - 1) / 2.0))],
+        a,
+    )
+    correct = rng.random(len(k)) < right
+    maths = pools.topic_subject[topic] == SUBJECTS.index("mathematics")
+    u = rng.random(len(k))
+    source = np.where(maths & (u < 0.5), 0, np.where(u < 0.8, 1, 2))
+    hints = np.where(source == 0, np.floor(rng.random(len(k)) * 3 * np.exp(-k / 4.0)), 0).astype(np.int64)
+    n = len(k)
+    item = _csv_join_inline(
+        [_const('"Demo question '), _int_field(k), _const(" on "), _pool(pools.topic_plain, topic), _const('"')], n
+    )
+    data = _csv(
+        [
+            _int_field(user_ids[student]),
+            _bytes_field(src.session_id[row]),
+            _pool(pools.subjects, pools.topic_subject[topic]),
+            _pool(pools.topic_quoted, topic),
+            item,
+            _pool(pools.booleans, correct.astype(np.int8)),
+            _int_field(hints),
+            _pool(pools.sources, source),
+            _pool(pools.graders, (~maths).astype(np.int8)),
+            _const(PROVIDER),
+            _ts_field(at),
+        ],
+        n,
+    )
+    return data, n
 
 
 def _copy(cursor: Any, table: str, columns: str, data: bytes) -> None:
@@ -1012,7 +1102,7 @@ def seed_demo(
     users_csv = _users_csv(students, signup, grade, name, pools)
 
     raw = engine.raw_connection()
-    totals = {"sessions": 0, "messages": 0, "topics": 0}
+    totals = {"sessions": 0, "messages": 0, "topics": 0, "attempts": 0}
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-seed")
     bar = None
     try:
@@ -1044,13 +1134,19 @@ def seed_demo(
             bar = tqdm(total=sessions, unit="sessions", unit_scale=True, desc="demo seed", smoothing=0.1)
         jobs = iter(_batches(plan, seed, user_ids, pools, batch_size))
         pending: Future[_Batch] | None = None
+        attempted: list[_Attempted] = []
         first = next(jobs, None)
         if first is not None:
             pending = executor.submit(first)
+        attempts_job: Future[tuple[bytes, int]] | None = None
         while pending is not None:
             batch = pending.result()
+            if batch.attempted is not None:
+                attempted.append(batch.attempted)
             nxt = next(jobs, None)
             pending = executor.submit(nxt) if nxt is not None else None
+            if pending is None:  # the attempts need every batch; built while the last one is copied
+                attempts_job = executor.submit(_attempts_csv, attempted, seed, students, user_ids, pools)
             _copy(cur, "sessions", SESSION_COLUMNS, batch.sessions)
             _copy(cur, "session_topics", TOPIC_COLUMNS, batch.topics)
             _copy(cur, "messages", MESSAGE_COLUMNS, batch.messages)
@@ -1060,6 +1156,10 @@ def seed_demo(
             if bar is not None:
                 bar.update(batch.n_sessions)
             del batch
+        if attempts_job is not None:
+            attempts_csv, totals["attempts"] = attempts_job.result()
+            del attempted
+            _copy(cur, "attempts", ATTEMPT_COLUMNS, attempts_csv)
         cur.close()
         raw.commit()
     except BaseException:
@@ -1079,4 +1179,5 @@ def seed_demo(
         messages=totals["messages"],
         topics=totals["topics"],
         seconds=time.perf_counter() - started,
+        attempts=totals["attempts"],
     )

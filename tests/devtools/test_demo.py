@@ -83,7 +83,7 @@ def test_counts_match_the_result_and_the_database(small):
     assert result.sessions * 2 <= result.messages <= result.sessions * 12
     assert result.seconds > 0
     assert re.fullmatch(
-        r"seeded 20 students, 84 sessions, [\d,]+ messages, [\d,]+ topic rows in \d+\.\d s \([\d,]+ sessions/s\)",
+        r"seeded 20 students, 84 sessions, [\d,]+ messages, [\d,]+ topic rows, [\d,]+ graded attempts in \d+\.\d s \([\d,]+ sessions/s\)",
         result.summary(),
     )
 
@@ -377,3 +377,42 @@ def test_seeding_twice_is_a_clear_cli_error(runner, app_ctx):
     again = runner.invoke(args=["demo", "seed", "--students", "3", "--days", "2", "--quiet"])
     assert again.exit_code != 0
     assert "already exist" in again.output and "Traceback" not in again.output
+
+
+def test_graded_attempts_follow_learning_curves_and_give_mastery_a_story(app_ctx):
+    from analytics.knowledge import refit
+
+    result = seed_demo(db.engine, students=80, days=60, sessions=4000, seed=4, end=PAST_END, progress=False)
+    assert result.attempts == scalar("SELECT count(*) FROM attempts") > result.sessions // 2
+    # Each attempt belongs to a session of the same student, subject and topic, during it.
+    assert (
+        scalar(
+            """SELECT count(*) FROM attempts a JOIN sessions s ON s.id = a.session_id
+               LEFT JOIN session_topics st ON st.session_id = s.id AND st.topic = a.topic
+               WHERE s.student_id <> a.student_id OR s.subject <> a.subject OR st.topic IS NULL
+                  OR a.created_at < s.created_at OR a.created_at > COALESCE(s.ended_at, now())"""
+        )
+        == 0
+    )
+    # Answers improve with practice: the share right rises from the first attempt on a topic.
+    by_k = dict(
+        q(
+            """WITH a AS (SELECT correct, row_number() OVER (PARTITION BY student_id, subject, topic
+                                                              ORDER BY created_at, id) AS k FROM attempts)
+               SELECT CASE WHEN k = 1 THEN 'first' WHEN k >= 6 THEN 'later' END, avg(correct::int)
+               FROM a WHERE k = 1 OR k >= 6 GROUP BY 1"""
+        ).all()
+    )
+    assert float(by_k["later"]) > float(by_k["first"]) + 0.25
+    assert scalar("SELECT count(DISTINCT source) FROM attempts") == 3
+    assert scalar("SELECT count(*) FROM attempts WHERE subject <> 'mathematics' AND source = 'problem'") == 0
+
+    summary = refit()
+    assert summary["students"] == scalar(
+        "SELECT count(*) FROM (SELECT DISTINCT student_id, subject, topic FROM attempts) d"
+    )
+    assert summary["fitted"] >= 5
+    spread = q(
+        "SELECT count(*) FILTER (WHERE p_known >= 0.8), count(*) FILTER (WHERE p_known <= 0.4) FROM mastery"
+    ).one()
+    assert spread[0] > 0 and spread[1] > 0  # some students have mastered topics, some are stuck
