@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Date, Float, Integer, SmallInteger, String, text
+from sqlalchemy import Date, DateTime, Float, Index, Integer, SmallInteger, String, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.extensions import db
@@ -37,6 +38,8 @@ MIN_ATTEMPTS = 200
 MIN_STUDENTS = 20
 MAX_GUESS = 0.3
 MAX_SLIP = 0.3
+STUCK_ATTEMPTS = 5  # "mastery not rising after N attempts": at least this many attempts on a topic ...
+STUCK_BELOW = 0.4  # ... and mastery still under this
 BOUNDS = {"p_init": (0.01, 0.99), "p_learn": (0.01, 0.6), "p_guess": (0.01, MAX_GUESS), "p_slip": (0.01, MAX_SLIP)}
 REFIT_LOCK = 0x6B74_0001  # pg advisory lock: one refit at a time
 
@@ -58,6 +61,27 @@ class MasteryDaily(db.Model):
     mastered: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
+class MasteryStudents(db.Model):
+    """The nightly per-student snapshot the dashboard's heatmap and at-risk list start from, so
+    they read one row per student and subject instead of scanning every mastery row and probing
+    every student's sessions: the average mastery over the subject's attempted topics, the
+    topics "not rising" (``STUCK_ATTEMPTS``+ attempts, mastery under ``STUCK_BELOW``), the last
+    attempt and the student's last session (any subject) when the refit ran."""
+
+    __tablename__ = "mastery_students"
+    __table_args__ = (Index("ix_mastery_students_mastery_avg", "mastery_avg"),)
+
+    student_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grade_level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    topics: Mapped[int] = mapped_column(Integer, nullable=False)
+    mastery_avg: Mapped[float] = mapped_column(Float, nullable=False)
+    stuck: Mapped[list[str]] = mapped_column(ARRAY(String(120)), nullable=False)
+    last_attempt: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_session: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    snapshot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 @dataclass(frozen=True)
 class Fit:
     params: BKT
@@ -77,43 +101,58 @@ def pad(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return obs, lengths
 
 
-def _forward(obs: np.ndarray, mask: np.ndarray, p: BKT) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _forward(
+    obs: np.ndarray, mask: np.ndarray, p: BKT, active: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Scaled forward pass: alpha (n, t, 2) = P(state | answers so far), the scales, and the
-    emission probabilities (padding emits 1 in both states, so it changes nothing)."""
+    emission probabilities (padding emits 1 in both states, so it changes nothing).
+
+    ``active[t]``, for rows sorted by length (longest first), is how many rows are still in
+    their sequence at position t: only those are computed (a class's few long sequences then
+    cost what they are, not the whole padded matrix); padding keeps neutral values.
+    """
     n, t_max = obs.shape
     e_known = np.where(mask, np.where(obs == 1, 1 - p.p_slip, p.p_slip), 1.0)
     e_unknown = np.where(mask, np.where(obs == 1, p.p_guess, 1 - p.p_guess), 1.0)
-    alpha = np.empty((n, t_max, 2))
-    scale = np.empty((n, t_max))
-    a0, a1 = (1 - p.p_init) * e_unknown[:, 0], p.p_init * e_known[:, 0]
+    alpha = np.full((n, t_max, 2), 0.5)
+    scale = np.ones((n, t_max))
     for t in range(t_max):
+        k = n if active is None else int(active[t])
         if t:
-            prev0, prev1 = alpha[:, t - 1, 0], alpha[:, t - 1, 1]
-            a0 = prev0 * (1 - p.p_learn) * e_unknown[:, t]
-            a1 = (prev0 * p.p_learn + prev1) * e_known[:, t]
+            prev0, prev1 = alpha[:k, t - 1, 0], alpha[:k, t - 1, 1]
+            a0 = prev0 * (1 - p.p_learn) * e_unknown[:k, t]
+            a1 = (prev0 * p.p_learn + prev1) * e_known[:k, t]
+        else:
+            a0, a1 = (1 - p.p_init) * e_unknown[:k, 0], p.p_init * e_known[:k, 0]
         c = a0 + a1
-        scale[:, t] = c
-        alpha[:, t, 0], alpha[:, t, 1] = a0 / c, a1 / c
+        scale[:k, t] = c
+        alpha[:k, t, 0], alpha[:k, t, 1] = a0 / c, a1 / c
     return alpha, scale, e_unknown, e_known
 
 
-def fit_bkt(obs: np.ndarray, lengths: np.ndarray, start: BKT = DEFAULT, max_iter: int = 200, tol: float = 1e-7) -> Fit:
-    """EM (Baum-Welch) for one topic's parameters from its students' answer sequences."""
+def fit_bkt(obs: np.ndarray, lengths: np.ndarray, start: BKT = DEFAULT, max_iter: int = 200, tol: float = 1e-6) -> Fit:
+    """EM (Baum-Welch) for one topic's parameters from its students' answer sequences; stops
+    when the log-likelihood gains less than ``tol`` of itself in an iteration."""
+    order = np.argsort(-lengths, kind="stable")  # longest first: each step works on a prefix
+    obs, lengths = obs[order], lengths[order]
     n, t_max = obs.shape
+    active = (lengths[:, None] > np.arange(t_max)[None, :]).sum(axis=0)
     mask = np.arange(t_max)[None, :] < lengths[:, None]
     step_mask = mask[:, 1:]  # transitions t -> t+1 that happened
     p = start
     previous = -np.inf
     iterations = 0
+    loglik = -np.inf
     for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-        alpha, scale, e0, e1 = _forward(obs, mask, p)
+        alpha, scale, e0, e1 = _forward(obs, mask, p, active)
         loglik = float(np.log(scale[mask]).sum())
         beta = np.ones((n, t_max, 2))
         for t in range(t_max - 2, -1, -1):
-            b0, b1 = beta[:, t + 1, 0], beta[:, t + 1, 1]
-            c = scale[:, t + 1]
-            beta[:, t, 0] = ((1 - p.p_learn) * e0[:, t + 1] * b0 + p.p_learn * e1[:, t + 1] * b1) / c
-            beta[:, t, 1] = e1[:, t + 1] * b1 / c
+            k = int(active[t + 1])
+            b0, b1 = beta[:k, t + 1, 0], beta[:k, t + 1, 1]
+            c = scale[:k, t + 1]
+            beta[:k, t, 0] = ((1 - p.p_learn) * e0[:k, t + 1] * b0 + p.p_learn * e1[:k, t + 1] * b1) / c
+            beta[:k, t, 1] = e1[:k, t + 1] * b1 / c
         gamma = alpha * beta
         gamma /= gamma.sum(axis=2, keepdims=True)
         xi_learn = alpha[:, :-1, 0] * p.p_learn * e1[:, 1:] * beta[:, 1:, 1] / scale[:, 1:]
@@ -225,7 +264,8 @@ def _refit(min_attempts: int, min_students: int) -> dict[str, int]:
     attempts["p_known"] = after
     zone = _zone(None)
     daily = snapshot(attempts, _grades(), local_today(zone), zone)
-    _write(fitted, pd.concat(rows, ignore_index=True) if rows else None, daily)
+    mastery = pd.concat(rows, ignore_index=True) if rows else None
+    _write(fitted, mastery, daily, per_student(mastery, _grades(), now))
     summary = {"topics": len(rows), "fitted": len(fitted), "students": int(sum(len(r) for r in rows)),
                "snapshot_rows": len(daily)}  # fmt: skip
     log.info("mastery refit: %(topics)d topic(s), %(fitted)d fitted, %(students)d student-topic rows", summary)
@@ -238,6 +278,31 @@ def mastery_trajectory(obs: np.ndarray, lengths: np.ndarray, p: BKT) -> np.ndarr
     alpha, *_ = _forward(obs, mask, p)
     known = alpha[:, :, 1]
     return known + (1 - known) * p.p_learn
+
+
+def per_student(mastery: pd.DataFrame | None, grades: pd.Series, now: datetime) -> pd.DataFrame:
+    """``mastery_students`` rows from the refit's mastery rows (one per student and topic)."""
+    columns = ["student_id", "subject", "grade_level", "topics", "mastery_avg", "stuck", "last_attempt",
+               "last_session", "snapshot_at"]  # fmt: skip
+    if mastery is None or mastery.empty:
+        return pd.DataFrame(columns=columns)
+    frame = mastery.assign(stuck=np.where((mastery["attempts"] >= STUCK_ATTEMPTS) & (mastery["p_known"] < STUCK_BELOW),
+                                          mastery["topic"], None))  # fmt: skip
+    out = frame.groupby(["student_id", "subject"], as_index=False).agg(
+        topics=("topic", "size"),
+        mastery_avg=("p_known", "mean"),
+        stuck=(
+            "stuck",
+            lambda v: "{" + ",".join('"' + t + '"' for t in sorted(x for x in v if isinstance(x, str))) + "}",
+        ),
+        last_attempt=("last_attempt", "max"),
+    )
+    out["grade_level"] = out["student_id"].map(grades).fillna(UNKNOWN_GRADE).astype(np.int64)
+    with db.engine.connect() as conn:
+        last = dict(conn.execute(text("SELECT student_id, max(created_at) FROM sessions GROUP BY student_id")).all())
+    out["last_session"] = out["student_id"].map(last)
+    out["snapshot_at"] = now
+    return out[columns]
 
 
 def _grades() -> pd.Series:
@@ -301,8 +366,11 @@ def _copy(conn, table: str, frame: pd.DataFrame) -> None:  # type: ignore[no-unt
     )
 
 
-def _write(fitted: list[dict], mastery: pd.DataFrame | None, daily: pd.DataFrame) -> None:
+def _write(fitted: list[dict], mastery: pd.DataFrame | None, daily: pd.DataFrame, students: pd.DataFrame) -> None:
     with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM mastery_students"))
+        if not students.empty:
+            _copy(conn, "mastery_students", students)
         conn.execute(text("DELETE FROM mastery_daily"))
         if not daily.empty:
             _copy(conn, "mastery_daily", daily)

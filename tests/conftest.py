@@ -32,6 +32,7 @@ TEST_CONFIG = {
     "EMBED_ALLOWED_ORIGINS": "https://school.example",
 }
 TABLES = (
+    "mastery_students",
     "mastery_daily",
     "bkt_params",
     "mastery",
