@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from foundation.extensions import db
 from jobs.ai import process_ai_response
 from tests.conftest import make_student
-from tutor.grading import Grade, Question
+from tutor.grading import Grade, Question, find_asked_question
 from tutor.mastery import BKT, DEFAULT, grade_answer, record_attempt, record_chat_answer
 from tutor.models import Attempt, Message
 
@@ -195,3 +195,22 @@ def test_progress_is_per_student(app, student):
     _say(app, student, sid, "x = 2")
     assert _topic(student)["attempts"] == 1
     assert other.get("/api/v1/progress").get_json() == {"topics": []}
+
+
+def test_the_builtin_tutors_check_question_is_graded_as_it_is_recorded(app, student):
+    """Source (b): the builtin tutor asks a check question after explaining; its verdict and the
+    stored attempt come from the same grading."""
+    sid = student.post("/api/v1/sessions", json={"subject": "english"}).get_json()["id"]
+    _say(app, student, sid, "What is a simile?")
+    with app.app_context():
+        asked = db.session.scalars(select(Message.content).where(Message.role == "tutor")).all()[-1]
+    question = find_asked_question("english", asked)
+    assert question is not None, asked
+    _say(app, student, sid, f"I think it's a {question.answer}")
+    with app.app_context():
+        reply = db.session.scalars(select(Message.content).where(Message.role == "tutor").order_by(Message.id)).all()[
+            -1
+        ]
+        attempt = db.session.scalars(select(Attempt)).one()
+    assert (attempt.source, attempt.item, attempt.correct) == ("check", question.text, True)
+    assert reply.startswith("Yes, that's right")

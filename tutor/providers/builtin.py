@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from tutor.grading import grade
 from tutor.guardrail import active_problem
 from tutor.problems import Problem, check, find_claim, find_problem, find_proposal_with_text, format_value
 
@@ -241,7 +242,7 @@ def _check_feedback(talk: Talk, topic, question) -> str:
             f"The answer is **{question.answer}**. {topic.hints[min(1, len(topic.hints) - 1)]}\n\n"
             f"{_next_check_line(topic, question)}"
         )
-    if grade_check_answer(question.answer, talk.text):
+    if grade(question.answer, talk.text, maths=talk.subject.id == "mathematics").correct:  # as tutor.mastery records it
         return f"Yes, that's right: **{question.answer}**. Well done!\n\n{_next_check_line(topic, question)}"
     return (
         f"Not quite. **Hint:** {topic.hints[0]}\n\n"
