@@ -18,21 +18,11 @@ import pandas as pd
 from tutor.curriculum import get_curriculum
 from tutor.mastery import params_for
 
-from .reads import Filters, _frame, _reader, analytics_tz
+from .reads import Filters, _frame, _raw_filters, _reader, analytics_tz
 from .tables import UNKNOWN_GRADE
 
 INACTIVE_DAYS = 7
 HEATMAP_STUDENTS = 60
-
-
-def _filters(f: Filters, params: dict[str, Any], table: str = "m", user: str = "u") -> str:
-    params.update(subjects=list(f.subjects), grades=list(f.grades), unknown=UNKNOWN_GRADE)
-    conds = []
-    if f.subjects:
-        conds.append(f"{table}.subject = ANY(%(subjects)s)")
-    if f.grades:
-        conds.append(f"COALESCE({user}.grade_level, %(unknown)s) = ANY(%(grades)s)")
-    return "".join(f" AND {c}" for c in conds)
 
 
 def topic_names() -> dict[tuple[str, str], str]:
@@ -53,7 +43,7 @@ def heatmap(f: Filters, limit: int = HEATMAP_STUDENTS) -> pd.DataFrame:
     per-student snapshot (``mastery_students``), their topics read live from ``mastery``."""
     start, end = _bounds(f)
     params: dict[str, Any] = {"start": start, "end": end, "limit": limit}
-    where, live = _snapshot_filters(f, params), _filters(f, params)
+    where, live = _snapshot_filters(f, params), _raw_filters(f, params, session="m")
     with _reader() as cur:
         frame = _frame(
             cur,
