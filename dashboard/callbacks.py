@@ -277,14 +277,21 @@ def pick_student(fragment: str | None) -> int:
     return int(fragment[len(prefix) :])
 
 
+def mastery_curve(student_id: int) -> pd.DataFrame:
+    from analytics import mastery
+
+    return mastery.mastery_curve(student_id)
+
+
 def show_student(student_id: int | None):
-    """The chosen student's name and timeline: sessions per week, curriculum coverage, ratings."""
+    """The chosen student's name and timeline: sessions per week, curriculum coverage, ratings
+    and their mastery after each graded answer."""
     if student_id is None:
         raise PreventUpdate
     timeline = data.student_timeline(int(student_id))
     person = timeline["student"]
     if person is None:
-        return "Student not found", *(figures.empty_figure("Student not found") for _ in range(3))
+        return "Student not found", *(figures.empty_figure("Student not found") for _ in range(4))
     grade = figures.grade_name(person["grade_level"]) if person["grade_level"] is not None else "no grade"
     title = html.Span([person["name"], html.Span(f" · {person['email']} · {grade}", className="muted")])
     return (
@@ -292,7 +299,30 @@ def show_student(student_id: int | None):
         figures.student_sessions_figure(timeline["weekly"]),
         figures.student_coverage_figure(timeline["coverage"], subject_names()),
         figures.student_ratings_figure(timeline["ratings"]),
+        figures.student_mastery_figure(mastery_curve(int(student_id))),
     )
+
+
+def update_learning(time_range, start, end, subjects, grades, today: date | None = None):
+    """The learning section: mastery heatmap, mastery over time, students at risk."""
+    from analytics import mastery
+
+    f = _filters(time_range, start, end, subjects, grades, today)
+    return (
+        figures.mastery_heatmap_figure(mastery.heatmap(f)),
+        figures.mastery_over_time_figure(mastery.mastery_over_time(f)),
+        layout.at_risk_table(mastery.students_at_risk(f, today=today)),
+    )
+
+
+def export_at_risk(n_clicks, time_range, start, end, subjects, grades, today: date | None = None):
+    if not n_clicks:
+        raise PreventUpdate
+    from analytics import mastery
+
+    f = _filters(time_range, start, end, subjects, grades, today)
+    frame = mastery.students_at_risk(f, today=today)
+    return dcc.send_data_frame(frame.to_csv, f"students-at-risk-{f.start}-to-{f.end}.csv", index=False)
 
 
 def update_judge_table(time_range, start, end, subjects, grades, today: date | None = None):
@@ -387,12 +417,21 @@ def register(app: Dash) -> None:
         Output("student-sessions-chart", "figure"),
         Output("student-coverage-chart", "figure"),
         Output("student-ratings-chart", "figure"),
+        Output("student-mastery-chart", "figure"),
         Input("selected-student", "data"),
         prevent_initial_call=True,
     )(show_student)
 
     app.callback(Output("retention-chart", "figure"), *CONTROLS)(update_retention)
     app.callback(Output("judge-table", "children"), *CONTROLS)(update_judge_table)
+    app.callback(
+        Output("mastery-heatmap", "figure"), Output("mastery-trend", "figure"), Output("at-risk-table", "children"),
+        *CONTROLS,
+    )(update_learning)  # fmt: skip
+    app.callback(
+        Output("download-at-risk", "data"), Input("export-at-risk", "n_clicks"), *CONTROL_STATES,
+        prevent_initial_call=True,
+    )(export_at_risk)  # fmt: skip
 
     app.callback(
         Output("download-daily", "data"),

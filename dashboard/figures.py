@@ -663,3 +663,97 @@ def retention_figure(retention: pd.DataFrame) -> dict[str, Any]:
             height=max(240, 28 * len(labels) + 60),
         ),
     }
+
+
+# ------------------------------------------------------------------------------------ learning (mastery)
+
+
+def mastery_heatmap_figure(frame: pd.DataFrame) -> dict[str, Any]:
+    """Students (weakest first, on top) × topics: each cell the student's current mastery."""
+    if frame is None or not len(frame):
+        return empty_figure("No answers graded in this range yet", height=240)
+    students = list(dict.fromkeys(frame["student"]))
+    topics = sorted(dict.fromkeys(frame["name"]))
+    grid = frame.pivot_table(index="student", columns="name", values="mastery", aggfunc="mean")
+    grid = grid.reindex(index=students, columns=topics)
+    attempts = frame.pivot_table(index="student", columns="name", values="attempts", aggfunc="sum")
+    attempts = attempts.reindex(index=students, columns=topics)
+    z = [[None if pd.isna(v) else round(float(v) * 100) for v in row] for row in grid.to_numpy()]
+    counts = [[0 if pd.isna(v) else int(v) for v in row] for row in attempts.to_numpy()]
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "z": z,
+                "x": topics,
+                "y": students,
+                "customdata": counts,
+                "zmin": 0,
+                "zmax": 100,
+                "colorscale": [[0.0, "#fee2e2"], [0.4, "#fde68a"], [0.8, "#a7f3d0"], [1.0, "#047857"]],
+                "xgap": 1,
+                "ygap": 1,
+                "colorbar": {"thickness": 10, "outlinewidth": 0, "ticksuffix": " %", "tickfont": {"color": MUTED}},
+                "hovertemplate": "%{y} · %{x}<br>mastery <b>%{z} %</b> after %{customdata} answers<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            height=max(240, 60 + 16 * len(students)),
+            xaxis={"type": "category", "showgrid": False, "side": "top", "tickangle": -35},
+            yaxis={"type": "category", "autorange": "reversed", "showgrid": False, "rangemode": None},
+            margin={"l": 120, "r": 16, "t": 90, "b": 12},
+        ),
+    }
+
+
+def mastery_over_time_figure(frame: pd.DataFrame) -> dict[str, Any]:
+    """Average mastery per subject per week (over its topics' students), 0-100 %."""
+    if frame is None or not len(frame):
+        return empty_figure("No mastery snapshots in this range yet (the nightly refit writes them)")
+    weighted = frame.assign(total=frame["mastery"] * frame["students"])
+    per = weighted.groupby(["subject", "week"], as_index=False)[["total", "students"]].sum()
+    per["mastery"] = per["total"] / per["students"].where(per["students"] > 0)
+    palette = [PRIMARY, SECONDARY, ACCENT, DANGER, "#7c3aed", "#0284c7"]
+    data = []
+    for i, (subject, rows) in enumerate(per.groupby("subject", sort=True)):
+        data.append(
+            {"type": "scatter", "mode": "lines+markers", "name": str(subject).title(), "x": _dates(rows["week"]),
+             "y": _num(rows["mastery"] * 100, 1), "customdata": _ints(rows["students"]),
+             "line": {"color": palette[i % len(palette)], "width": 2}, "marker": {"size": 5},
+             "hovertemplate": "week of %{x|%d %b}: <b>%{y:.0f} %</b> (%{customdata} students)<extra></extra>"}
+        )  # fmt: skip
+    return {
+        "data": data,
+        "layout": _layout(
+            xaxis={"type": "date", "tickformat": "%d %b"},
+            yaxis={"range": [0, 100], "ticksuffix": " %", "nticks": 5, "rangemode": None},
+            showlegend=True,
+            hovermode="x unified",
+        ),
+    }
+
+
+def student_mastery_figure(curve: pd.DataFrame) -> dict[str, Any]:
+    """One student's mastery after each graded answer, a line per topic (correct answers filled)."""
+    if curve is None or not len(curve):
+        return empty_figure("No answers graded yet")
+    palette = [PRIMARY, SECONDARY, ACCENT, DANGER, "#7c3aed", "#0284c7", MUTED]
+    data = []
+    for i, (name, rows) in enumerate(curve.groupby("name", sort=True)):
+        color = palette[i % len(palette)]
+        data.append(
+            {"type": "scatter", "mode": "lines+markers", "name": str(name), "x": _dates(rows["created_at"]),
+             "y": _num(rows["mastery"] * 100, 1), "line": {"color": color, "width": 2, "shape": "hv"},
+             "marker": {"size": 6, "color": [color if c else "white" for c in rows["correct"]],
+                        "line": {"color": color, "width": 1.5}},
+             "hovertemplate": f"{name}: %{{y:.0f}} %<extra></extra>"}
+        )  # fmt: skip
+    return {
+        "data": data,
+        "layout": _layout(
+            xaxis={"type": "date"},
+            yaxis={"range": [0, 100], "ticksuffix": " %", "nticks": 5, "rangemode": None},
+            showlegend=len(data) <= 6,
+            margin={"l": 48, "r": 8, "t": 30, "b": 30},
+        ),
+    }

@@ -90,6 +90,7 @@ def serve_layout() -> html.Div:
                     ),
                 ],
             ),
+            _learning_section(),
             _students_section(),
             html.Footer(
                 className="dash-footer",
@@ -249,6 +250,59 @@ def _topics_card() -> html.Section:
     )
 
 
+def _learning_section() -> html.Section:
+    """Evidence of learning: mastery per student and topic, its course, who needs help."""
+    return html.Section(
+        className="card wide learning",
+        id="learning-section",
+        children=[
+            html.H2("Learning"),
+            html.P(
+                "Mastery (Bayesian Knowledge Tracing on graded answers) of the students who answered "
+                "something in the range, weakest first; lighter cells need practice.",
+                className="card-subtitle",
+            ),
+            _graph("mastery-heatmap", None),
+            html.H3("Mastery over time", className="subhead"),
+            _graph("mastery-trend", "280px"),
+            html.Div(
+                className="section-header",
+                children=[
+                    html.H3("Students at risk", className="subhead"),
+                    html.Div(
+                        className="header-actions",
+                        children=[
+                            html.Button("Export at-risk list (CSV)", id="export-at-risk", className="button secondary"),
+                            dcc.Download(id="download-at-risk"),
+                        ],
+                    ),
+                ],
+            ),
+            dcc.Loading(html.Div(id="at-risk-table", className="table-scroll"), type="dot", delay_show=250),
+        ],
+    )
+
+
+def at_risk_table(frame: pd.DataFrame) -> html.Div | dcc.Markdown:
+    """Students with no session for a week, or whose mastery is not rising (one component)."""
+    if frame is None or not len(frame):
+        return empty_state("No student at risk in this range.", "Everyone active this week, and learning.")
+    rows = []
+    for r in frame.itertuples(index=False):
+        days = "—" if r.days_inactive is None or r.days_inactive != r.days_inactive else f"{int(r.days_inactive)}"
+        link = f'<a class="button link" href="{STUDENT_FRAGMENT}{int(r.student_id)}">{escape(str(r.student))}</a>'
+        cells = [
+            (link, ""),
+            (escape(grade_name(r.grade_level)) if r.grade_level == r.grade_level else "—", ""),
+            (days, "num"),
+            (escape(str(r.stuck_topics or "—")), "muted"),
+            (escape(str(r.reason)), ""),
+        ]
+        rows.append(("", cells))
+    head = [("Student", ""), ("Grade", ""), ("Days inactive", "num"), ("Stuck on", ""), ("Why", "")]
+    return _static_table(head, rows)
+
+
 def _students_section() -> html.Section:
     return html.Section(
         className="card wide students",
@@ -289,11 +343,12 @@ def _students_section() -> html.Section:
                 children=[
                     html.H3(id="student-name", children="No student chosen"),
                     html.Div(
-                        className="grid three",
+                        className="grid four",
                         children=[
                             _mini("Sessions per week", "student-sessions-chart"),
                             _mini("Curriculum covered", "student-coverage-chart"),
                             _mini("Ratings", "student-ratings-chart"),
+                            _mini("Mastery after each answer", "student-mastery-chart"),
                         ],
                     ),
                 ],

@@ -119,3 +119,37 @@ def test_reads_have_empty_states(app_ctx):
     f = Filters(date(2025, 1, 1), date(2025, 3, 31))
     for read in (heatmap, mastery_over_time, students_at_risk):
         assert read(f).empty
+
+
+def test_the_dashboard_learning_section_and_a_students_mastery_curve(cohort):
+    """The callbacks that draw the reads: heatmap (weakest on top), mastery over time, the
+    at-risk list and its CSV, and the mastery curve in a student's timeline."""
+    import base64
+    import io
+
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from dashboard import callbacks, figures
+
+    heat, trend, at_risk = callbacks.update_learning("month", None, None, None, None)
+    go.Figure(heat)
+    go.Figure(trend)
+    cells = heat["data"][0]
+    assert cells["y"] == ["Bo", "Cy", "Ada"] and "Fractions" in cells["x"]
+    assert cells["z"][0][cells["x"].index("Fractions")] < 40  # Bo, six wrong answers
+    assert not figures.is_empty(trend) and trend["data"][0]["name"] == "Mathematics"
+    assert "Bo" in at_risk.children and "Cy" in at_risk.children and "Ada" not in at_risk.children
+    download = callbacks.export_at_risk(1, "month", None, None, None, None)
+    raw = base64.b64decode(download["content"]).decode() if download.get("base64") else download["content"]
+    listed = pd.read_csv(io.StringIO(raw))
+    assert set(listed["student"]) == {"Bo", "Cy"} and "reason" in listed.columns
+    *_, curve = callbacks.show_student(cohort["ada"])
+    go.Figure(curve)
+    lines = {t["name"]: t for t in curve["data"]}
+    assert set(lines) == {"Linear equations", "Fractions"}
+    assert lines["Linear equations"]["y"][-1] > lines["Linear equations"]["y"][0]  # learning shows
+    empty_heat, _, _ = callbacks.update_learning("custom", "2020-01-01", "2020-01-05", None, None)
+    assert figures.is_empty(empty_heat)  # nobody answered anything then
+    _, _, nobody = callbacks.update_learning("month", None, None, ["english"], None)
+    assert "No student at risk" in str(nobody)

@@ -903,7 +903,7 @@ def test_student_callbacks(app_ctx, recent):
     for other in (None, "", "#quality-chart-card", "#student-", "#student-1x"):  # not a student's link
         with pytest.raises(PreventUpdate):
             callbacks.pick_student(other)
-    name, weekly, coverage, ratings = callbacks.show_student(student_id)
+    name, weekly, coverage, ratings, _mastery = callbacks.show_student(student_id)
     assert "Ada" in str(name)
     for fig in (weekly, coverage, ratings):
         assert not figures.is_empty(fig)
@@ -991,6 +991,10 @@ def test_page_layout_has_the_controls_and_figures(app):
         "satisfaction-chart",
         "quality-chart",
         "usage-chart",
+        "judge-table",
+        "mastery-heatmap",
+        "mastery-trend",
+        "at-risk-table",
         "subjects-chart",
         "recent-sessions",
         "students-table",

@@ -66,6 +66,9 @@ def demo(app) -> None:
         seed_demo(db.engine, students=60, days=100, sessions=2400, seed=5, progress=False)
         today = local_today()
         rollup_range(today - timedelta(days=100), today - timedelta(days=1))
+        from analytics.knowledge import refit
+
+        refit()  # the nightly mastery refit: the learning section reads its snapshots
         create_user(ADMIN_EMAIL, ADMIN_PASSWORD, role="admin")
         db.session.commit()
         db.session.remove()
@@ -196,6 +199,12 @@ def test_admin_switches_week_month_quarter_and_the_charts_follow(app, page):
     page.wait_for_function(
         "() => { const g = document.querySelector('#student-sessions-chart .js-plotly-plot'); return g && g.data.length > 0; }"
     )
+    # the learning section: mastery per student and topic, its course, the chosen student's curve
+    for graph in ("mastery-heatmap", "mastery-trend", "student-mastery-chart"):
+        page.wait_for_function(
+            "id => { const g = document.querySelector('#' + id + ' .js-plotly-plot'); return g && g.data.length > 0; }",
+            arg=graph,
+        )
 
     if os.environ.get("UPDATE_SCREENSHOTS"):  # refresh the README's picture on demand only
         choose_period(page, "Month")
