@@ -77,6 +77,12 @@ REDIS_CONNECT_TIMEOUT_S = 2.0
 # Web requests never block on Redis for long (stream reads use shorter BLOCK times).
 WEB_REDIS_TIMEOUT_S = 10.0
 REDIS_MAX_CONNECTIONS = 2000
+#: Connections a process's app client (``redis_ext.conn``) keeps at most; more callers at once
+#: wait for one (up to the socket timeout) instead of opening more. Redis calls take well under
+#: a millisecond, so this serves thousands a second; without a bound, a web process that opened
+#: a thousand reply streams at once kept a pooled connection for each stream that read at the
+#: same moment.
+APP_REDIS_CONNECTIONS = 64
 
 
 class RedisExtension:
@@ -89,15 +95,31 @@ class RedisExtension:
     def conn(self) -> Redis:
         client = current_app.extensions.get("redis")
         if client is None:
-            client = make_redis(current_app.config["REDIS_URL"], socket_timeout=WEB_REDIS_TIMEOUT_S)
+            client = make_redis(
+                current_app.config["REDIS_URL"], socket_timeout=WEB_REDIS_TIMEOUT_S, bounded=APP_REDIS_CONNECTIONS
+            )
             current_app.extensions["redis"] = client
         return client
 
 
-def make_redis(url: str, *, socket_timeout: float | None = None) -> Redis:
-    """A Redis client with a connect timeout; RQ needs ``socket_timeout`` unset for blocking pops."""
+def make_redis(url: str, *, socket_timeout: float | None = None, bounded: int | None = None) -> Redis:
+    """A Redis client with a connect timeout; RQ needs ``socket_timeout`` unset for blocking pops.
+
+    ``bounded``: at most that many connections, callers beyond it wait for a free one."""
     if not url:
         raise RuntimeError("REDIS_URL is not configured")
+    if bounded:
+        from redis import BlockingConnectionPool
+
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=bounded,
+            timeout=socket_timeout or WEB_REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=socket_timeout,
+            health_check_interval=30,
+        )
+        return Redis(connection_pool=pool)
     return Redis.from_url(
         url,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
