@@ -41,7 +41,7 @@ def prepare_database(create_app: Callable[[], Flask], settings: Settings, instan
     app = create_app()
     with app.app_context():
         say("applying database migrations")
-        upgrade()
+        upgrade(x_arg="quiet=1")  # one line here, not one per migration
         if not settings.embedded:
             return None
         marker = instance / DEMO_MARKER

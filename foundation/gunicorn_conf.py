@@ -35,7 +35,11 @@ keepalive = 5
 accesslog = "-" if _settings.LOG_FORMAT == "json" or _settings.LOG_LEVEL == "DEBUG" else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 logger_class = "foundation.gunicorn_logging.RedactingLogger"  # embed tokens never reach the access log
-loglevel = _settings.LOG_LEVEL.lower()
+# gunicorn's start lines ("Listening at", "Booting worker" ...) repeat what the dev console's
+# own lines say; the JSON production log keeps them.
+loglevel = (
+    "warning" if _settings.LOG_FORMAT == "text" and _settings.LOG_LEVEL == "INFO" else _settings.LOG_LEVEL.lower()
+)
 # gunicorn's control socket (one fixed path per user) would clash between instances; unused here.
 control_socket_disable = True
 

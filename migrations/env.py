@@ -12,6 +12,9 @@ config = context.config
 # This line sets up loggers basically.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
+# `-x quiet=1` (the dev run's first start): no line per migration, warnings still shown
+if context.get_x_argument(as_dictionary=True).get("quiet"):
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def get_engine():
