@@ -57,7 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from devtools import cli as devtools_cli
     from foundation import admission, backup, errors, health, logs, metrics, security
     from foundation.extensions import db, migrate, ping_idle_connections, redis_ext
-    from tutor import auth, cli, openapi  # noqa: F401  (openapi: route)
+    from tutor import auth, classes_api, cli, openapi  # noqa: F401  (classes_api, openapi: routes)
     from tutor import bp as tutor_bp
     from tutor.api import bp as api_bp
     from tutor.curriculum import use_directory

@@ -32,6 +32,9 @@ TEST_CONFIG = {
     "EMBED_ALLOWED_ORIGINS": "https://school.example",
 }
 TABLES = (
+    "transcript_reads",
+    "class_members",
+    "classes",
     "mastery_students",
     "mastery_daily",
     "bkt_params",
@@ -156,12 +159,13 @@ class Student:
         return self.client.post(path, json=json, headers=headers, **kw)
 
 
-def make_student(app, email="pupil@school.org", password="learning123", grade=7) -> Student:
+def make_student(app, email="pupil@school.org", password="learning123", grade=7, role="student") -> Student:
+    """A logged-in user's client (a student unless ``role`` says otherwise)."""
     from foundation.extensions import db
     from tutor.users import create_user
 
     with app.app_context():
-        user = create_user(email, password, grade_level=grade)
+        user = create_user(email, password, grade_level=grade if role == "student" else None, role=role)
         db.session.commit()
         uid = user.id
     client = app.test_client()

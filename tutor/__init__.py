@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("tutor", __name__, template_folder="templates", static_folder="static", static_url_path="/static/tutor")
 
-from . import views  # noqa: E402,F401  (routes register on import)
+from . import class_views, views  # noqa: E402,F401  (routes register on import)

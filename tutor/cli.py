@@ -16,11 +16,11 @@ users_cli = AppGroup("users", help="Manage accounts.")
 @users_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--password", required=True, help="At least 8 characters.")
-@click.option("--role", type=click.Choice(["student", "admin"]), default="student", show_default=True)
+@click.option("--role", type=click.Choice(["student", "teacher", "admin"]), default="student", show_default=True)
 @click.option("--name", "display_name", default=None, help="Display name (defaults to the e-mail's local part).")
 @click.option("--grade", "grade_level", type=click.IntRange(1, 13), default=None, help="Grade level, 1 to 13.")
 def users_create(email: str, password: str, role: str, display_name: str | None, grade_level: int | None) -> None:
-    """Create a student or an admin."""
+    """Create a student, a teacher (classes, rosters, their students' sessions) or an admin."""
     try:
         user = create_user(email, password, role=role, display_name=display_name, grade_level=grade_level)
         db.session.commit()

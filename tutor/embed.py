@@ -1,7 +1,7 @@
 """Signed tokens for the embedded tutor.
 
 A host site signs ``{"sub": its student id, "name": display name, "subject"?: subject id,
-"exp": unix time}`` as a JWT with HMAC SHA-256 (any JWT library does it; see
+"class"?: a class's join code, "exp": unix time}`` as a JWT with HMAC SHA-256 (any JWT library does it; see
 docs/EMBEDDING.md). Each host site has its own key: ``EMBED_SITES`` maps site ids to secrets
 and the token names its site in the ``kid`` header; a token without ``kid`` is signed with
 ``EMBED_SECRET`` and belongs to the site ``default``. Students are known by (site, sub), so
@@ -37,15 +37,24 @@ class EmbedClaims:
     external_id: str
     display_name: str
     subject: str | None
+    class_code: str | None = None  # the "class" claim: the student is placed in that class
 
 
 def make_token(
-    secret: str, external_id: str, display_name: str, subject: str | None = None, ttl: int = 600, kid: str | None = None
+    secret: str,
+    external_id: str,
+    display_name: str,
+    subject: str | None = None,
+    ttl: int = 600,
+    kid: str | None = None,
+    class_code: str | None = None,
 ) -> str:
     """What a host site does (used by tests and the docs' example)."""
     claims = {"sub": external_id, "name": display_name, "exp": int(time.time()) + ttl}
     if subject:
         claims["subject"] = subject
+    if class_code:
+        claims["class"] = class_code
     return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid} if kid else None)
 
 
@@ -90,6 +99,13 @@ def verify_token(keys: Mapping[str, str], token: str) -> EmbedClaims:
         raise EmbedTokenError("the embed token's 'sub' must be a non-empty string of at most 200 characters")
     if not isinstance(name, str) or (subject is not None and not isinstance(subject, str)):
         raise EmbedTokenError("the embed token's 'name' and 'subject' must be strings")
+    class_code = claims.get("class")
+    if class_code is not None and (not isinstance(class_code, str) or len(class_code) > 32):
+        raise EmbedTokenError("the embed token's 'class' must be a class's join code (a short string)")
     return EmbedClaims(
-        site=site, external_id=sub.strip(), display_name=name.strip()[:120] or "Student", subject=subject
+        site=site,
+        external_id=sub.strip(),
+        display_name=name.strip()[:120] or "Student",
+        subject=subject,
+        class_code=class_code or None,
     )

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from foundation.extensions import db
 
-USER_ROLES = ("student", "admin")
+USER_ROLES = ("student", "teacher", "admin")
 SESSION_STATUSES = ("active", "ended", "abandoned")
 MESSAGE_ROLES = ("student", "tutor")
 MESSAGE_STATUSES = ("queued", "streaming", "done", "failed")
@@ -261,3 +261,51 @@ class ReplyJudgement(db.Model):
     model: Mapped[str | None] = mapped_column(String(128))
     raw: Mapped[str | None] = mapped_column(Text)
     judged_at: Mapped[datetime] = now_column()
+
+
+class SchoolClass(db.Model):
+    """A teacher's class (table ``classes``): students join it with its code or are imported."""
+
+    __tablename__ = "classes"
+    __table_args__ = (
+        UniqueConstraint("join_code", name="uq_classes_join_code"),
+        Index("ix_classes_teacher_id", "teacher_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    subject: Mapped[str | None] = mapped_column(String(64))
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    join_code: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = now_column()
+
+
+class ClassMember(db.Model):
+    """A student in a class (a student can be in several)."""
+
+    __tablename__ = "class_members"
+    __table_args__ = (Index("ix_class_members_student_id", "student_id"),)
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"), primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    joined_at: Mapped[datetime] = now_column()
+
+
+class TranscriptRead(db.Model):
+    """The audit log of conversation review: who read whose transcript, when.
+
+    Kept when either account is deleted (the ids become NULL; the e-mails stay as they were).
+    """
+
+    __tablename__ = "transcript_reads"
+    __table_args__ = (Index("ix_transcript_reads_read_at", "read_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    read_at: Mapped[datetime] = now_column()
+    reader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reader_email: Mapped[str] = mapped_column(String(320), nullable=False)
+    student_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    student_email: Mapped[str] = mapped_column(String(320), nullable=False)
+    session_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    class_id: Mapped[int | None] = mapped_column(Integer)
+    via: Mapped[str] = mapped_column(String(16), nullable=False)  # "page" or "api"

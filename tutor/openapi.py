@@ -28,7 +28,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "Missing CSRF token or wrong role",
         404: "Unknown id (or not yours)",
         409: "Conflict with the current state",
-        422: "Content over the limit",
+        422: "Content over the limit, or rows that cannot be imported",
         429: "Over the per-student rate limit",
         503: "Temporarily unavailable",
     }
@@ -459,6 +459,131 @@ SPEC: dict[str, Any] = {
         "/api/v1/openapi.json": {
             "get": {"summary": "This document", "security": [], "responses": {"200": _json({"type": "object"})}}
         },
+    },
+}
+
+
+CLASS_ID = {"name": "class_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+STUDENT_ID = {"name": "student_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+SPEC["components"]["schemas"] |= {
+    "Class": {
+        "type": "object",
+        "required": ["id", "name"],
+        "description": "Teachers and admins see join_code and students (the number of students); students "
+        "see the teacher's name.",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "subject": {"type": ["string", "null"]},
+            "join_code": {"type": "string", "description": "Six letters and digits without look-alikes (ABC-23K)"},
+            "students": {"type": "integer"},
+            "teacher": {"type": "string"},
+        },
+    },
+    "RosterStudent": {
+        "type": "object",
+        "required": ["id", "display_name", "grade_level", "sessions", "last_active", "mastery"],
+        "properties": {
+            "id": {"type": "integer"},
+            "display_name": {"type": "string"},
+            "email": {"type": "string"},
+            "grade_level": {"type": ["integer", "null"]},
+            "sessions": {"type": "integer"},
+            "last_active": {"type": ["string", "null"], "format": "date-time"},
+            "mastery": {
+                "type": ["number", "null"],
+                "description": "Mean P(known) over the topics the student has graded answers in (null: none yet)",
+            },
+            "topics_mastered": {"type": "integer"},
+        },
+    },
+}
+SPEC["paths"] |= {
+    "/api/v1/classes": {
+        "get": {
+            "summary": "Classes: a teacher's own, every class for an admin, the joined ones for a student",
+            "responses": {
+                "200": _json({"type": "object", "properties": {"items": {"type": "array", "items": _ref("Class")}}}),
+                **_errors(401, 503),
+            },
+        },
+        "post": {
+            "summary": "Create a class (teachers and admins); it comes with a join code",
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string", "maxLength": 120}, "subject": {"type": "string"}},
+                }
+            ),
+            "responses": {"201": _json(_ref("Class"), "Created"), **_errors(400, 401, 403, 503)},
+        },
+    },
+    "/api/v1/classes/join": {
+        "post": {
+            "summary": "Join a class with its code (students); joining twice is harmless",
+            "requestBody": _body(
+                {"type": "object", "required": ["join_code"], "properties": {"join_code": {"type": "string"}}}
+            ),
+            "responses": {"200": _json(_ref("Class")), **_errors(400, 401, 403, 404, 429, 503)},
+        }
+    },
+    "/api/v1/classes/{class_id}/join_code": {
+        "post": {
+            "summary": "A new join code for the class (the old one stops working)",
+            "parameters": [CLASS_ID],
+            "responses": {"200": _json(_ref("Class")), **_errors(*AUTHED)},
+        }
+    },
+    "/api/v1/classes/{class_id}/students": {
+        "get": {
+            "summary": "The class's roster (its teacher and admins; another teacher's class is 404)",
+            "parameters": [CLASS_ID],
+            "responses": {"200": _json({"type": "array", "items": _ref("RosterStudent")}), **_errors(*AUTHED)},
+        },
+        "post": {
+            "summary": "Import students from CSV text (e-mail, name, grade), all or nothing",
+            "description": "Existing student accounts are added; new e-mails get a student account with a first "
+            "password, returned once. A file with any bad row imports nothing: 422 lists every bad row by line.",
+            "parameters": [CLASS_ID],
+            "requestBody": _body({"type": "object", "required": ["csv"], "properties": {"csv": {"type": "string"}}}),
+            "responses": {"200": _json({"type": "object"}), **_errors(400, *AUTHED, 422)},
+        },
+    },
+    "/api/v1/classes/{class_id}/students/{student_id}": {
+        "delete": {
+            "summary": "Remove a student from the class (their account and sessions stay)",
+            "parameters": [CLASS_ID, STUDENT_ID],
+            "responses": {"200": _json({"type": "object"}), **_errors(*AUTHED)},
+        }
+    },
+    "/api/v1/classes/{class_id}/students/{student_id}/sessions": {
+        "get": {
+            "summary": "A student's sessions, newest first (their teacher and admins)",
+            "parameters": [CLASS_ID, STUDENT_ID],
+            "responses": {
+                "200": _json({"type": "object", "properties": {"items": {"type": "array", "items": _ref("Session")}}}),
+                **_errors(*AUTHED),
+            },
+        }
+    },
+    "/api/v1/classes/{class_id}/students/{student_id}/sessions/{session_id}/messages": {
+        "get": {
+            "summary": "A session's transcript; every read is recorded in the audit log",
+            "parameters": [CLASS_ID, STUDENT_ID, SESSION_ID],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "session": _ref("Session"),
+                            "items": {"type": "array", "items": _ref("Message")},
+                        },
+                    }
+                ),
+                **_errors(*AUTHED),
+            },
+        }
     },
 }
 

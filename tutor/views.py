@@ -12,6 +12,7 @@ from foundation.extensions import db
 
 from . import bp
 from .auth import csrf_ok, log_out, role_required, safe_next, user_for_embed
+from .classes import join_for_embed
 from .curriculum import get_curriculum
 from .embed import EmbedTokenError, site_keys, verify_token
 from .mastery import MASTERED, practise_next, progress
@@ -31,6 +32,8 @@ def _csrf_for_forms():
 @bp.get("/")
 def index():
     if current_user.is_authenticated:
+        if current_user.role == "teacher":
+            return redirect(url_for("tutor.class_list"))
         return redirect(url_for("tutor.sessions") if current_user.role == "student" else "/admin/analytics/")
     return render_template("index.html")
 
@@ -156,10 +159,11 @@ def new_chat():
     return _chat_page("", request.args.get("subject", ""))
 
 
-def _chat_page(session_id: str, subject_id: str, embed_token: str = ""):  # type: ignore[no-untyped-def]
+def _chat_page(session_id: str, subject_id: str, embed_token: str = "", notice_student=None):  # type: ignore[no-untyped-def]
     subject = get_curriculum().subjects.get(subject_id)
     return render_template(
         "chat.html",
+        notice_student=notice_student,
         session_id=session_id,
         subject=subject.id if subject else "",
         subject_name=subject.name if subject else "",
@@ -176,11 +180,13 @@ def embed():
     except EmbedTokenError as exc:
         return render_template("embed_error.html", reason=str(exc)), 401, NO_STORE
     user = user_for_embed(claims.site, claims.external_id, claims.display_name)
+    join_for_embed(user, claims.class_code)
     subject = claims.subject if claims.subject in get_curriculum().subjects else ""
     # A host reloads the embed with a fresh token when the old one expires (docs/EMBEDDING.md):
     # the student carries on with their latest active session of that subject.
     resume = latest_active_session(user.id, subject) if subject else None
-    return _chat_page(str(resume) if resume else "", subject, embed_token=token), 200, NO_STORE
+    page = _chat_page(str(resume) if resume else "", subject, embed_token=token, notice_student=user)
+    return page, 200, NO_STORE
 
 
 @bp.get("/favicon.ico")
