@@ -76,12 +76,20 @@ def _snapshot_filters(f: Filters, params: dict[str, Any]) -> str:
         conds.append("ms.subject = ANY(%(subjects)s)")
     if f.grades:
         conds.append("ms.grade_level = ANY(%(grades)s)")
+    if f.students is not None:  # a teacher's classes (or the class filter)
+        params["students"] = list(f.students)
+        conds.append("ms.student_id = ANY(%(students)s::int[])")
     return "".join(f" AND {c}" for c in conds)
 
 
 def mastery_over_time(f: Filters) -> pd.DataFrame:
     """Average mastery per topic per week (the week's last day in the range, from the nightly
     snapshot): week (Monday), subject, topic, name, students, mastery, mastered_share."""
+    columns = ["week", "subject", "topic", "name", "students", "mastery", "mastered_share"]
+    if f.students is not None:
+        # The nightly snapshot is per grade, subject and topic, not per student: a view of some
+        # students (a teacher's classes) has no history to show, and must not show everyone's.
+        return pd.DataFrame(columns=columns)
     last_days = sorted({min(d + timedelta(days=6 - d.weekday()), f.end) for d in f.days()})
     params: dict[str, Any] = {"days": last_days}
     where = ""
@@ -104,7 +112,6 @@ def mastery_over_time(f: Filters) -> pd.DataFrame:
             """,
             params,
         )
-    columns = ["week", "subject", "topic", "name", "students", "mastery", "mastered_share"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     frame["week"] = [d - timedelta(days=d.weekday()) for d in frame["date"]]

@@ -209,22 +209,28 @@ def _as_grade(value: Any) -> int | None:
 
 @dataclass(frozen=True)
 class Filters:
-    """What a view shows: local days ``start`` .. ``end`` (inclusive), subjects and grades.
+    """What a view shows: local days ``start`` .. ``end`` (inclusive), subjects and grades, and
+    whose sessions.
 
     Empty ``subjects`` / ``grades`` mean all. Grade ``-1`` (``UNKNOWN_GRADE``) selects students
-    without a grade level.
+    without a grade level. ``students`` None means everyone; a tuple of ids (possibly empty)
+    restricts every figure, list and export to those students (a teacher's classes, or a class
+    chosen in the class filter): see "Views of some students" in ``docs/ANALYTICS.md``.
     """
 
     start: date
     end: date
     subjects: tuple[str, ...] = ()
     grades: tuple[int, ...] = ()
+    students: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
         object.__setattr__(self, "subjects", tuple(sorted({str(s) for s in self.subjects or ()})))
         object.__setattr__(self, "grades", tuple(sorted({int(g) for g in self.grades or ()})))
+        if self.students is not None:
+            object.__setattr__(self, "students", tuple(sorted({int(i) for i in self.students})))
 
     @classmethod
     def from_controls(
@@ -235,15 +241,18 @@ class Filters:
         subjects: Sequence[str] | str | None = None,
         grades: Sequence[int | str] | int | str | None = None,
         today: date | None = None,
+        students: Sequence[int] | None = None,
     ) -> Filters:
-        """Filters from the dashboard's controls (values as the browser sends them)."""
+        """Filters from the dashboard's controls (values as the browser sends them); ``students``
+        as the caller's scope decided (None: everyone)."""
         first, last = resolve_range(time_range, start, end, today)
         if isinstance(subjects, str):
             subjects = [subjects]
         if isinstance(grades, int | str):
             grades = [grades]
         parsed = (_as_grade(g) for g in grades or ())
-        return cls(first, last, tuple(subjects or ()), tuple(g for g in parsed if g is not None))
+        scope = tuple(students) if students is not None else None
+        return cls(first, last, tuple(subjects or ()), tuple(g for g in parsed if g is not None), scope)
 
     @property
     def n_days(self) -> int:
@@ -312,7 +321,8 @@ def _copy_frame(cur: Any, sql: str, params: dict[str, Any], dtype: dict[str, Any
 def _raw_filters(f: Filters, params: dict[str, Any], session: str = "s", user: str = "u") -> str:
     """Filter conditions on sessions and users (the grade as the rollups record it)."""
     params.update(subjects=list(f.subjects), grades=list(f.grades), unknown=UNKNOWN_GRADE)
-    conds = []
+    params.update(students=list(f.students or ()))
+    conds = [f"{session}.student_id = ANY(%(students)s::int[])"] if f.students is not None else []
     if f.subjects:
         conds.append(f"{session}.subject = ANY(%(subjects)s)")
     if f.grades:
@@ -433,6 +443,7 @@ class DayStore:
         self.reads = 0  # days read from the database (tests and benchmarks look)
         self._live: dict[tuple[Any, ...], tuple[float, list[_Day]]] = {}
         self.live_reads = 0  # live computations from the raw tables (tests and benchmarks look)
+        self.scoped_reads = 0  # views of some students computed from the raw tables
 
     def clear(self) -> None:
         with self.lock:
@@ -452,16 +463,29 @@ class DayStore:
         retention), and each needs today: they share one computation, and today's figures are
         at most ``max_age`` seconds old. ``max_age`` 0 computes them on every call.
         """
-        key = (first, last, tz.key)
+        return self._shared(
+            (first, last, tz.key), max_age, lambda: _live_days(cur, first, last, tz, self), "live_reads"
+        )
+
+    def scoped(
+        self, cur: Any, students: tuple[int, ...], first: date, last: date, tz: ZoneInfo, max_age: float
+    ) -> list[_Day]:
+        """The days ``first .. last`` of these students only, from the raw tables (``_scoped_days``),
+        shared like :meth:`live` for ``max_age`` seconds."""
+        key = ("students", students, first, last, tz.key)
+        return self._shared(key, max_age, lambda: _scoped_days(cur, students, first, last, tz, self), "scoped_reads")
+
+    def _shared(self, key: tuple[Any, ...], max_age: float, compute: Any, counter: str) -> list[_Day]:
+        """``compute()``'s days, kept under ``key`` for ``max_age`` seconds (0: not kept)."""
         now = time.monotonic()
         if max_age > 0:
             with self.lock:
                 hit = self._live.get(key)
                 if hit is not None and now - hit[0] < max_age:
                     return hit[1]
-        days = _live_days(cur, first, last, tz, self)
+        days = compute()
         with self.lock:
-            self.live_reads += 1
+            setattr(self, counter, getattr(self, counter) + 1)
             if max_age > 0:
                 self._live = {k: v for k, v in self._live.items() if now - v[0] < max_age}
                 self._live[key] = (now, days)
@@ -697,6 +721,18 @@ def _live_days(cur: Any, first: date, last: date, tz: ZoneInfo, store: DayStore)
 
     cur.execute("SELECT pg_export_snapshot()")
     out = compute_rollups(cur, first, last, tz, snapshot=cur.fetchone()[0])
+    return [_day_from_rollups(out, i, store) for i in range((last - first).days + 1)]
+
+
+def _scoped_days(
+    cur: Any, students: tuple[int, ...], first: date, last: date, tz: ZoneInfo, store: DayStore
+) -> list[_Day]:
+    """The days ``first .. last`` of ``students`` only, computed from their raw rows with the
+    nightly job's code (so they have exactly the figures everyone's rollups have for them)."""
+    from .rollup import compute_rollups
+
+    cur.execute("SELECT pg_export_snapshot()")
+    out = compute_rollups(cur, first, last, tz, snapshot=cur.fetchone()[0], students=students)
     return [_day_from_rollups(out, i, store) for i in range((last - first).days + 1)]
 
 
@@ -956,9 +992,16 @@ def _load_range(
     model_parts: list[np.ndarray] = []
     split = _split(f.start, f.end, rolled, today)
     parts = []
+    live_days: list[date] = []
+    if f.students is not None:  # some students: every day from their own rows
+        if f.start <= today:
+            shown = _days(f.start, min(f.end, today))
+            scoped = store.scoped(cur, f.students, shown[0], shown[-1], tz, live_seconds())
+            parts.append((f.start, _aggregate_days(f, shown, scoped, store)))
+            live_days = _days(*split.live) if split.live else []
+        split = _Split(None, None)
     if split.past:
         parts.append((split.past[0], _past_part(cur, f, *split.past, store)))
-    live_days: list[date] = []
     if split.live:
         live_days = _days(*split.live)
         live = store.live(cur, *split.live, tz, live_seconds())
@@ -1134,7 +1177,10 @@ def load_view(f: Filters, today: date | None = None, tz: ZoneInfo | None = None,
     store = store or STORE
     with _reader() as cur:
         rolled = _rolled_through(cur, today)
-        cur.execute(f"SELECT min(s.created_at) FROM sessions s WHERE {NOT_EMPTY}")  # the index's first entries
+        only = "" if f.students is None else " AND s.student_id = ANY(%(s)s::int[])"
+        cur.execute(  # the index's first entries
+            f"SELECT min(s.created_at) FROM sessions s WHERE {NOT_EMPTY}{only}", {"s": list(f.students or ())}
+        )
         first = cur.fetchone()[0]
         current = _load_range(cur, f, rolled, today, tz, store, full=True)
         previous = _load_range(cur, f.previous(), rolled, today, tz, store, full=False)
@@ -1256,6 +1302,12 @@ def _range_students(cur: Any, f: Filters, today: date, tz: ZoneInfo, store: DayS
     rolled = _rolled_through(cur, today)
     split = _split(f.start, f.end, rolled, today)
     parts = []
+    if f.students is not None:
+        if f.start <= today:
+            shown = _days(f.start, min(f.end, today))
+            scoped = store.scoped(cur, f.students, shown[0], shown[-1], tz, live_seconds())
+            parts.append(_past_students(shown, scoped, _Mask(f, store)))
+        split = _Split(None, None)
     if split.past:
         parts.append(_past_students(_days(*split.past), store.get(cur, *split.past), _Mask(f, store)))
     if split.live:
@@ -1331,17 +1383,22 @@ def students_frame(
     return out
 
 
-def student_timeline(student_id: int, tz: ZoneInfo | None = None) -> dict[str, Any]:
+def student_timeline(
+    student_id: int, tz: ZoneInfo | None = None, students: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """One student's whole history: who, sessions per week, cumulative curriculum coverage, ratings.
 
     ``student``: id, name, email, grade_level (None for an unknown id). ``weekly``: week
-    (Monday), sessions, every week from the first to the last. ``coverage``: date, subject,
+    (Monday), sessions, every week from the first to the last. ``students``: the viewer's
+    students (None: everyone); anyone else is "not found". ``coverage``: date, subject,
     covered (distinct curriculum topics of the subject touched so far), total (the subject's
     topics), share. ``ratings``: date, rating, oldest first.
     """
     from tutor.curriculum import get_curriculum
 
     tz = tz or analytics_tz()
+    if students is not None and int(student_id) not in students:
+        student_id = -1  # not one of the viewer's students: as unknown as an id that does not exist
     with _reader() as cur:
         people = _frame(
             cur,
@@ -1447,10 +1504,12 @@ def retention_frame(
     return out.sort_values(["cohort", "offset"], ignore_index=True)[columns]
 
 
-def grade_levels() -> list[int]:
-    """The grade levels students have (for the grade filter)."""
+def grade_levels(students: tuple[int, ...] | None = None) -> list[int]:
+    """The grade levels students have (for the grade filter); only ``students``' when given."""
+    only = " AND id = ANY(%(s)s::int[])" if students is not None else ""
     with _reader() as cur:
         cur.execute(
-            "SELECT DISTINCT grade_level FROM users WHERE role = 'student' AND grade_level IS NOT NULL ORDER BY 1"
+            f"SELECT DISTINCT grade_level FROM users WHERE role = 'student' AND grade_level IS NOT NULL{only} ORDER BY 1",
+            {"s": list(students or ())},
         )
         return [int(r[0]) for r in cur.fetchall()]

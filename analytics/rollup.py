@@ -229,7 +229,12 @@ def rollup_chunk(first: date, last: date, tz: str | ZoneInfo | None = None) -> C
 
 
 def compute_rollups(
-    cur: Any, first: date, last: date, tz: str | ZoneInfo | None = None, snapshot: str | None = None
+    cur: Any,
+    first: date,
+    last: date,
+    tz: str | ZoneInfo | None = None,
+    snapshot: str | None = None,
+    students: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """The rollup rows of the local days ``first .. last`` from the raw tables, without writing them.
 
@@ -237,10 +242,32 @@ def compute_rollups(
     exactly. ``cur`` may be read-only; ``snapshot`` as for ``_read``. Returns ``daily_stats``
     (a DataFrame, a row per day) and each rollup table's rows (dicts of columns, ``day``
     counted from ``first``), as ``rollup_chunk`` would write them.
+
+    ``students`` restricts every row to those students' sessions (and their messages): a
+    teacher's view of a class, computed from the class's own rows through the student index
+    (``sessions (student_id, created_at)``) instead of the rollups, which are keyed by day ×
+    subject × grade and know nothing of classes.
     """
     zone = _zone(tz)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    return _aggregate(_read(cur, days, zone, db.engine, snapshot), days)
+    return _aggregate(_read(cur, days, zone, db.engine, snapshot, students), days)
+
+
+def _only_students(sql: str, students: tuple[int, ...] | None) -> str:
+    """``sql`` (one of the reads below) restricted to the sessions of ``%(students)s``."""
+    if students is None:
+        return sql
+    if "FROM messages m\n    WHERE" in sql:  # the reads of messages (sessions' reads hold a subquery of them)
+        scoped = sql.replace(
+            "FROM messages m\n    WHERE",
+            "FROM messages m JOIN sessions own ON own.id = m.session_id\n"
+            "    WHERE own.student_id = ANY(%(students)s::int[]) AND",
+        )
+    else:
+        scoped = sql.replace("WHERE s.created_at", "WHERE s.student_id = ANY(%(students)s::int[]) AND s.created_at")
+    if scoped == sql:
+        raise RuntimeError("a rollup read could not be restricted to students")  # never read more than asked
+    return scoped
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -476,16 +503,24 @@ class _Source:
 _UUID, _TS, _I4 = "V16", ">i8", ">i4"
 
 
-def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str | None = None) -> _Source:
+def _read(
+    cur: Any,
+    days: list[date],
+    zone: ZoneInfo,
+    engine: Any,
+    snapshot: str | None = None,
+    students: tuple[int, ...] | None = None,
+) -> _Source:
     """The chunk's rows. ``cur`` may be in a read-only transaction; with ``snapshot`` (from
     ``pg_export_snapshot()`` in ``cur``'s transaction) the second connection reads the same
-    snapshot, so the two reads see the database at one instant."""
+    snapshot, so the two reads see the database at one instant. ``students``: only their rows."""
     first_day, n_days = (days[0] - _EPOCH).days, len(days)
     params = {"start": local_day_bounds(days[0], zone)[0], "end": local_day_bounds(days[-1], zone)[1]}
+    params["students"] = list(students or ())
     one_exact_day = n_days == 1 and _exact(days[0], zone)
 
     def new_names(sql: str, known: _Names, key: str) -> None:
-        cur.execute(sql, params | {key: known.names})
+        cur.execute(_only_students(sql, students), params | {key: known.names})
         known.learn(sorted(row[0] for row in cur.fetchall()))
 
     def on_side_connection(read: Any) -> Any:
@@ -504,7 +539,7 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
         for _ in range(3):  # a model first seen: learn its name and read again
             m = _copy_binary(
                 side,
-                _MESSAGES_SQL.format(created_at="" if one_exact_day else "m.created_at,"),
+                _only_students(_MESSAGES_SQL.format(created_at="" if one_exact_day else "m.created_at,"), students),
                 params | {"models": _MODELS.names},
                 fields
                 + [("code", _I4), ("latency_ms", _I4), ("generation_ms", _I4)]
@@ -513,17 +548,22 @@ def _read(cur: Any, days: list[date], zone: ZoneInfo, engine: Any, snapshot: str
             code = m["code"]
             if not ((code % 4 == 1) & (code // 256 == 0)).any():  # every finished reply has its model's code
                 return m
-            side.execute(_NEW_MODELS_SQL, params | {"models": _MODELS.names})
+            side.execute(_only_students(_NEW_MODELS_SQL, students), params | {"models": _MODELS.names})
             _MODELS.learn(sorted(row[0] for row in side.fetchall()))
         raise RuntimeError("models keep changing while the rollup reads them")
 
     def read_topics(side: Any) -> dict[str, np.ndarray]:
-        return _copy_binary(side, _TOPICS_SQL, params | {"topics": _TOPICS.names}, [("id", _UUID), ("topic", _I4)])
+        return _copy_binary(
+            side,
+            _only_students(_TOPICS_SQL, students),
+            params | {"topics": _TOPICS.names},
+            [("id", _UUID), ("topic", _I4)],
+        )
 
     def read_sessions() -> dict[str, np.ndarray]:
         return _copy_binary(
             cur,
-            _SESSIONS_SQL,
+            _only_students(_SESSIONS_SQL, students),
             params | {"subjects": _SUBJECTS.names},
             [("id", _UUID), ("created_at", _TS), ("student_id", _I4), ("grade", _I4)]
             + [("subject", _I4), ("duration", _I4), ("rating", _I4)],

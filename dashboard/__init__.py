@@ -29,6 +29,7 @@ def init_dashboard(server: Flask) -> Dash:
     )
     app.layout = layout.serve_layout
     callbacks.register(app)
+    server.extensions["dash"] = app  # tests walk its callback map
     server.before_request(_check_callback_body)
     return app
 

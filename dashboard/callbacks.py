@@ -3,6 +3,11 @@
 Each callback is a plain function of the controls' values (``update_view``, ``export_daily``,
 ...), so tests call them directly; ``register`` wires them to the Dash app. Callbacks that need
 to know which input fired take it as ``trigger`` (``dash.ctx.triggered_id`` in the app).
+
+Whose data: every callback asks ``viewer_scope`` which students the person asking may see: a
+teacher only the students of their own classes (narrowed by the class filter), an admin
+everyone or the chosen classes' students. Outside a request (tests, scripts) there is no
+viewer and the view is everyone's unless classes are chosen.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ CONTROLS = [
     Input("date-range", "end_date"),
     Input("subject-filter", "value"),
     Input("grade-filter", "value"),
+    Input("class-filter", "value"),
 ]
 CONTROL_STATES = [State(c.component_id, c.component_property) for c in CONTROLS]
 
@@ -77,8 +83,30 @@ def _parsed_prices(raw: str) -> dict[str, tuple[float, float]]:
     return parse_prices(raw)
 
 
-def _filters(time_range, start, end, subjects, grades, today: date | None = None) -> data.Filters:
-    return data.Filters.from_controls(time_range, start, end, subjects, grades, today=today)
+def _class_ids(classes) -> list[int]:
+    if classes is None or classes == "":
+        return []
+    values = classes if isinstance(classes, list | tuple) else [classes]
+    return [c for c in dict.fromkeys(data._as_grade(v) for v in values) if c is not None]
+
+
+def viewer_scope(classes=None) -> tuple[int, ...] | None:
+    """The students the person asking may see (None: everyone), narrowed to ``classes``."""
+    from flask import has_request_context
+    from flask_login import current_user
+
+    from tutor.classes import students_in_scope, students_of_classes
+
+    class_ids = _class_ids(classes)
+    if has_request_context():
+        return students_in_scope(current_user, class_ids)
+    return students_of_classes(class_ids) if class_ids else None
+
+
+def _filters(time_range, start, end, subjects, grades, classes=None, today: date | None = None) -> data.Filters:
+    return data.Filters.from_controls(
+        time_range, start, end, subjects, grades, today=today, students=viewer_scope(classes)
+    )
 
 
 def _day(d: date) -> str:
@@ -135,25 +163,27 @@ def sync_range(time_range: str | None, start: str | None, end: str | None, trigg
 
 
 #: The controls as they appear in the URL query (``?range=custom&start=...&subject=...``).
-URL_KEYS = ("range", "start", "end", "subject", "grade")
+URL_KEYS = ("range", "start", "end", "subject", "grade", "class")
 
 
-def view_query(time_range: str | None, start: str | None, end: str | None, subjects, grades) -> str:
+def view_query(time_range: str | None, start: str | None, end: str | None, subjects, grades, classes=None) -> str:
     """The URL query (``?...``) that reopens this view: a preset by name, custom dates as such."""
     pairs: list[tuple[str, str]] = [("range", time_range if time_range in data.RANGES else "custom")]
     if time_range not in data.RANGES:
         pairs += [("start", str(start)[:10]), ("end", str(end)[:10])] if start and end else []
     pairs += [("subject", str(s)) for s in subjects or ()]
     pairs += [("grade", str(g)) for g in grades or ()]
+    pairs += [("class", str(c)) for c in _class_ids(classes)]
     return "?" + urlencode(pairs)
 
 
-def controls_from_query(search: str | None, today: date | None = None) -> tuple[str, str, str, list, list] | None:
-    """(range, start, end, subjects, grades) from a URL query, or None if it names no view.
+def controls_from_query(search: str | None, today: date | None = None) -> tuple[str, str, str, list, list, list] | None:
+    """(range, start, end, subjects, grades, classes) from a URL query, or None if it names no view.
 
     Unknown values are dropped: a preset that does not exist falls back to the default, custom
-    dates that do not parse to the default range, subjects not in the curriculum and grades
-    that are not whole numbers are left out.
+    dates that do not parse to the default range, subjects not in the curriculum and grades or
+    classes that are not whole numbers are left out. (A class that is not the viewer's shows
+    nothing: the scope, not the URL, decides whose data a view holds.)
     """
     query = parse_qs((search or "").lstrip("?"))
     if not any(key in query for key in URL_KEYS):
@@ -169,18 +199,20 @@ def controls_from_query(search: str | None, today: date | None = None) -> tuple[
     known = subject_names()
     subjects = [s for s in dict.fromkeys(query.get("subject", [])) if s in known]
     grades = [g for g in dict.fromkeys(data._as_grade(g) for g in query.get("grade", [])) if g is not None]
-    return time_range, first.isoformat(), last.isoformat(), subjects, grades
+    classes = _class_ids(query.get("class", []))
+    return time_range, first.isoformat(), last.isoformat(), subjects, grades, classes
 
 
-def sync_controls(search, time_range, start, end, subjects, grades, trigger: str | None = None):
+def sync_controls(search, time_range, start, end, subjects, grades, classes=None, trigger: str | None = None):
     """Keep the URL and the controls in step: opening a URL (or going back) sets the controls;
-    changing a control writes the URL. Returns (search, time_range, start, end, subjects, grades),
-    ``no_update`` where nothing changes."""
+    changing a control writes the URL. Returns (search, time_range, start, end, subjects, grades,
+    classes), ``no_update`` where nothing changes."""
     if trigger in (None, "url"):
         wanted = controls_from_query(search)
         if wanted is None:
             raise PreventUpdate
-        current = (time_range, (start or "")[:10], (end or "")[:10], list(subjects or []), list(grades or []))
+        current = (time_range, (start or "")[:10], (end or "")[:10], list(subjects or []), list(grades or []),
+                   _class_ids(classes))  # fmt: skip
         if wanted == current:
             raise PreventUpdate
         return (no_update, *wanted)
@@ -195,18 +227,18 @@ def sync_controls(search, time_range, start, end, subjects, grades, trigger: str
             moved = False
     else:
         moved = False
-    query = view_query(time_range, start, end, subjects, grades)
+    query = view_query(time_range, start, end, subjects, grades, classes)
     if query == (search or "") and not moved:
         raise PreventUpdate
     out_range, out_start, out_end = (time_range, start, end) if moved else (no_update,) * 3
-    return (query if query != (search or "") else no_update, out_range, out_start, out_end, no_update, no_update)
+    return (query if query != (search or "") else no_update, out_range, out_start, out_end, *(no_update,) * 3)
 
 
 def update_view(
-    time_range, start, end, subjects, grades, selected_topic: str | None = None, today: date | None = None
+    time_range, start, end, subjects, grades, classes=None, selected_topic: str | None = None, today: date | None = None
 ) -> tuple[Any, ...]:
     """The main view: range label, KPI cards and the seven charts (the order of ``VIEW_OUTPUTS``)."""
-    f = _filters(time_range, start, end, subjects, grades, today)
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     view = data.load_view(f, today=today)
     names = subject_names()
     return (
@@ -236,15 +268,16 @@ def topic_from_click(click: dict[str, Any] | None) -> str | None:
 
 
 def show_topic_sessions(
-    click, _clear, time_range, start, end, subjects, grades, current=None, trigger=None, today: date | None = None
-):
+    click, _clear, time_range, start, end, subjects, grades, classes=None, current=None, trigger=None,
+    today: date | None = None,
+):  # fmt: skip
     """The recent-sessions list, filtered to the clicked topic; returns (topic, title, list, clear-button hidden)."""
     topic = current
     if trigger == "topics-chart":
         topic = topic_from_click(click) or current
     elif trigger == "clear-topic":
         topic = None
-    f = _filters(time_range, start, end, subjects, grades, today)
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     frame = data.recent_sessions(f, topic=topic, limit=layout.SESSION_ROWS)
     topics = topic_names()
     title = f"Sessions on “{topics.get(topic, topic)}”" if topic else "Recent sessions"
@@ -261,9 +294,11 @@ def highlight_topic(topic: str | None, figure: dict[str, Any] | None):
     return patch
 
 
-def update_students(search, time_range, start, end, subjects, grades, selected=None, today: date | None = None):
+def update_students(
+    search, time_range, start, end, subjects, grades, classes=None, selected=None, today: date | None = None
+):
     """The student table (the first ``STUDENT_ROWS`` matches, most sessions first)."""
-    f = _filters(time_range, start, end, subjects, grades, today)
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     frame = data.students_frame(f, search=search, limit=layout.STUDENT_ROWS, today=today)
     return layout.students_table(frame, frame.attrs.get("total", len(frame)), selected)
 
@@ -288,7 +323,7 @@ def show_student(student_id: int | None):
     and their mastery after each graded answer."""
     if student_id is None:
         raise PreventUpdate
-    timeline = data.student_timeline(int(student_id))
+    timeline = data.student_timeline(int(student_id), students=viewer_scope())
     person = timeline["student"]
     if person is None:
         return "Student not found", *(figures.empty_figure("Student not found") for _ in range(4))
@@ -303,11 +338,11 @@ def show_student(student_id: int | None):
     )
 
 
-def update_learning(time_range, start, end, subjects, grades, today: date | None = None):
+def update_learning(time_range, start, end, subjects, grades, classes=None, today: date | None = None):
     """The learning section: mastery heatmap, mastery over time, students at risk."""
     from analytics import mastery
 
-    f = _filters(time_range, start, end, subjects, grades, today)
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     return (
         figures.mastery_heatmap_figure(mastery.heatmap(f)),
         figures.mastery_over_time_figure(mastery.mastery_over_time(f)),
@@ -315,23 +350,23 @@ def update_learning(time_range, start, end, subjects, grades, today: date | None
     )
 
 
-def export_at_risk(n_clicks, time_range, start, end, subjects, grades, today: date | None = None):
+def export_at_risk(n_clicks, time_range, start, end, subjects, grades, classes=None, today: date | None = None):
     if not n_clicks:
         raise PreventUpdate
     from analytics import mastery
 
-    f = _filters(time_range, start, end, subjects, grades, today)
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     frame = mastery.students_at_risk(f, today=today)
     return dcc.send_data_frame(frame.to_csv, f"students-at-risk-{f.start}-to-{f.end}.csv", index=False)
 
 
-def update_judge_table(time_range, start, end, subjects, grades, today: date | None = None):
-    f = _filters(time_range, start, end, subjects, grades, today)
+def update_judge_table(time_range, start, end, subjects, grades, classes=None, today: date | None = None):
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     return layout.judge_table(data.judge_scores(f), subject_names())
 
 
-def update_retention(time_range, start, end, subjects, grades, today: date | None = None):
-    f = _filters(time_range, start, end, subjects, grades, today)
+def update_retention(time_range, start, end, subjects, grades, classes=None, today: date | None = None):
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     return figures.retention_figure(data.retention_frame(f, today=today))
 
 
@@ -341,20 +376,22 @@ def _daily_csv(view_daily: pd.DataFrame) -> pd.DataFrame:
     return out.round({c: 3 for c in out.columns if out[c].dtype.kind == "f"})
 
 
-def export_daily(n_clicks, time_range, start, end, subjects, grades, today: date | None = None):
+def export_daily(n_clicks, time_range, start, end, subjects, grades, classes=None, today: date | None = None):
     """The current view's daily table as CSV (``dcc.Download`` data)."""
     if not n_clicks:
         raise PreventUpdate
-    f = _filters(time_range, start, end, subjects, grades, today)
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     daily = _daily_csv(data.load_view(f, today=today).daily)
     return dcc.send_data_frame(daily.to_csv, f"tutoring-daily-{f.start}-to-{f.end}.csv", index=False)
 
 
-def export_students(n_clicks, time_range, start, end, subjects, grades, search=None, today: date | None = None):
+def export_students(
+    n_clicks, time_range, start, end, subjects, grades, classes=None, search=None, today: date | None = None
+):
     """Every student of the current view (and search) as CSV."""
     if not n_clicks:
         raise PreventUpdate
-    f = _filters(time_range, start, end, subjects, grades, today)
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
     frame = data.students_frame(f, search=search, today=today).copy()
     frame["last_active"] = [d.isoformat() for d in frame["last_active"]]
     frame["avg_rating"] = frame["avg_rating"].round(3)
@@ -363,7 +400,36 @@ def export_students(n_clicks, time_range, start, end, subjects, grades, search=N
 
 def load_grade_options(_root_id: str | None = None) -> list[dict[str, Any]]:
     """The grade filter's choices: the grade levels students have, and "No grade"."""
-    return layout.grade_options(data.grade_levels())
+    return layout.grade_options(data.grade_levels(viewer_scope()))
+
+
+def load_class_options(_root_id: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    """The class filter's choices (a teacher's own classes, every class for an admin) and its
+    placeholder."""
+    from flask import has_request_context
+    from flask_login import current_user
+
+    from tutor.classes import visible_classes
+
+    if not has_request_context() or not current_user.is_authenticated:
+        return [], "All classes"
+    found = visible_classes(current_user)
+    teacher = current_user.role == "teacher"
+    placeholder = ("All my classes" if found else "You have no classes yet") if teacher else "All students"
+    return [{"label": c.name, "value": c.id} for c in found], placeholder
+
+
+def update_review(time_range, start, end, subjects, grades, classes=None, today: date | None = None):
+    """Sessions worth a look in the range (answer revealed, thumbs down, failed reply, low
+    rating), newest first, each linking to its transcript."""
+    from tutor.classes import sessions_worth_a_look
+
+    f = _filters(time_range, start, end, subjects, grades, classes, today)
+    lo, hi = data._utc_bounds(f.start, f.end, data.analytics_tz())
+    rows = sessions_worth_a_look(f.students, since=lo, until=hi, limit=layout.SESSION_ROWS)
+    if f.subjects:
+        rows = [r for r in rows if r["subject"] in f.subjects]
+    return layout.review_table(rows, subject_names())
 
 
 # ------------------------------------------------------------------------------------ wiring
@@ -380,6 +446,12 @@ def register(app: Dash) -> None:
     app.callback(*VIEW_OUTPUTS, *CONTROLS, State("selected-topic", "data"))(update_view)
 
     app.callback(Output("grade-filter", "options"), Input("dashboard-root", "id"))(load_grade_options)
+
+    app.callback(
+        Output("class-filter", "options"), Output("class-filter", "placeholder"), Input("dashboard-root", "id")
+    )(load_class_options)
+
+    app.callback(Output("review-list", "children"), *CONTROLS)(update_review)
 
     app.callback(
         Output("selected-topic", "data"),
@@ -480,9 +552,10 @@ def main_callback_payload(
     end: str | None = None,
     subjects: list[str] | None = None,
     grades: list[int] | None = None,
+    classes: list[int] | None = None,
 ) -> dict[str, Any]:
     """The request the browser sends when the period buttons switch to ``time_range``."""
-    values = [time_range, start, end, subjects, grades]
+    values = [time_range, start, end, subjects, grades, classes]
     inputs = [(c.component_id, c.component_property, v) for c, v in zip(CONTROLS, values, strict=True)]
     payload = callback_payload(VIEW_OUTPUTS, inputs, ["time-range.value"])
     payload["state"] = [{"id": "selected-topic", "property": "data", "value": None}]

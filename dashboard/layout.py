@@ -64,6 +64,7 @@ def serve_layout() -> html.Div:
                     _card("Average session duration", "duration-chart", "Minutes, over sessions that have ended."),
                     _card("When students learn", "usage-heatmap", "Sessions by weekday and hour of day."),
                     _topics_card(),
+                    _review_card(),
                     _card("Satisfaction", "satisfaction-chart", "Average rating per day and number of ratings."),
                     _card(
                         "Tokens and cost",
@@ -182,6 +183,14 @@ def _controls(today: date, first: date, last: date) -> html.Section:
                     dcc.Dropdown(id="grade-filter", options=grade_options([]), multi=True, placeholder="All grades"),
                 ],
             ),
+            html.Div(
+                className="control grow",
+                children=[
+                    html.Label("Classes", htmlFor="class-filter"),
+                    # options (the viewer's classes) come from a callback: the layout reads no database
+                    dcc.Dropdown(id="class-filter", options=[], multi=True, placeholder="All classes"),
+                ],
+            ),
         ],
     )
 
@@ -279,6 +288,21 @@ def _learning_section() -> html.Section:
                 ],
             ),
             dcc.Loading(html.Div(id="at-risk-table", className="table-scroll"), type="dot", delay_show=250),
+        ],
+    )
+
+
+def _review_card() -> html.Section:
+    return html.Section(
+        className="card wide review-card",
+        children=[
+            html.H2("Sessions worth a look"),
+            html.P(
+                "Sessions in the range where a reply gave the answer away, got a thumbs down or failed, or that "
+                "were rated 1 or 2. Opening a transcript is recorded in the audit log.",
+                className="card-subtitle",
+            ),
+            dcc.Loading(html.Div(id="review-list", className="table-scroll"), type="dot", delay_show=250),
         ],
     )
 
@@ -600,3 +624,22 @@ def students_table(frame: pd.DataFrame, total: int, selected: int | None = None)
             ("Avg. rating", "num")]  # fmt: skip
     note = f"Showing {len(frame):,} of {total:,} students, most sessions first." if total > len(frame) else ""
     return html.Div([_static_table(head, rows), html.P(note, className="hint") if note else None])
+
+
+def review_table(rows: list[dict[str, Any]], subject_names: dict[str, str]) -> html.Div | dcc.Markdown:
+    """Sessions worth a look (``tutor.classes.sessions_worth_a_look``), each linking to its transcript."""
+    if not rows:
+        return empty_state("Nothing stands out in this range", "No answers given away, failed replies or low ratings.")
+    out = []
+    for r in rows:
+        link = f'<a href="/review/{escape(str(r["session_id"]))}" target="_blank" rel="noopener">Read</a>'
+        cells = [
+            (pd.Timestamp(r["started"]).strftime("%d %b %H:%M"), "nowrap"),
+            (escape(str(r["student"])), ""),
+            (escape(subject_names.get(r["subject"], r["subject"])), ""),
+            (escape(", ".join(r["reasons"])), "muted"),
+            (link, ""),
+        ]
+        out.append(("", cells))
+    head = [("Started", ""), ("Student", ""), ("Subject", ""), ("Why", ""), ("Transcript", "")]
+    return _static_table(head, out)

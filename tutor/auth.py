@@ -164,10 +164,14 @@ def init_app(app: Flask) -> None:
 
 
 ADMIN_PREFIX = "/admin/"
+#: Teachers may open the analytics too: the dashboard shows them only their classes' students
+#: (``dashboard.callbacks.viewer_scope``).
+TEACHER_PREFIX = "/admin/analytics/"
 
 
 def admin_guard():
-    """Everything under ``/admin/`` (Dash, rq-dashboard) is for admins only.
+    """Everything under ``/admin/`` (Dash, rq-dashboard) is for admins only, except the analytics
+    (``TEACHER_PREFIX``), which teachers open too, scoped to their own classes' students.
 
     Anonymous page requests are sent to log in; anonymous JSON/XHR requests get 401 and
     students get 403, never data. Writes must come from this site (Origin/Referer check):
@@ -189,7 +193,8 @@ def admin_guard():
         if wants_page:
             return redirect(url_for("tutor.login", next=request.full_path.rstrip("?")))
         return json_error(401, "unauthorized", "Log in as an admin.")
-    if current_user.role != "admin":
+    teacher_may = current_user.role == "teacher" and (request.path + "/").startswith(TEACHER_PREFIX)
+    if current_user.role != "admin" and not teacher_may:
         if wants_page:
             from flask import abort
 

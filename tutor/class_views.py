@@ -152,7 +152,7 @@ def review(session_id: str):
         session, klass = classes.reviewable_session(current_user, session_id)
     except ClassError as exc:
         abort(exc.status, str(exc))
-    messages = classes.transcript(current_user, session, via="page", class_id=klass.id)
+    messages = classes.transcript(current_user, session, via="page", class_id=klass.id if klass else None)
     from .api import message_json
     from .models import User
 

@@ -332,6 +332,12 @@ def students_in_scope(user: Any, class_ids: list[int] | tuple[int, ...] = ()) ->
     return tuple(sorted(db.session.scalars(query)))
 
 
+def students_of_classes(class_ids: list[int] | tuple[int, ...]) -> tuple[int, ...]:
+    """The students of these classes, whoever teaches them (for callers with no viewer)."""
+    rows = db.session.scalars(select(ClassMember.student_id).where(ClassMember.class_id.in_(list(class_ids))))
+    return tuple(sorted(set(rows)))
+
+
 # ------------------------------------------------------------------------------------ transcripts
 
 
@@ -353,8 +359,9 @@ def transcript(reader: User, session: TutoringSession, via: str, class_id: int |
     return list(db.session.scalars(select(Message).where(Message.session_id == session.id).order_by(Message.id)))
 
 
-def reviewable_session(reader: User, session_id: Any) -> tuple[TutoringSession, SchoolClass]:
-    """A session that ``reader`` may review (its student is in one of their classes), else 404."""
+def reviewable_session(reader: User, session_id: Any) -> tuple[TutoringSession, SchoolClass | None]:
+    """A session that ``reader`` may review (its student is in one of their classes; any session
+    for an admin, with the class None when the student is in none), else 404."""
     try:
         sid = uuid.UUID(str(session_id))
     except ValueError:
@@ -363,7 +370,7 @@ def reviewable_session(reader: User, session_id: Any) -> tuple[TutoringSession, 
         raise ClassError("Only teachers and admins review conversations.", 403, "forbidden")
     session = db.session.get(TutoringSession, sid)
     klass = teaches_student(reader, session.student_id) if session is not None else None
-    if session is None or klass is None:
+    if session is None or (klass is None and reader.role != "admin"):
         raise ClassError("No such session.", 404, "not_found")
     return session, klass
 

@@ -748,3 +748,55 @@ def test_thumbs_and_the_share_of_replies_given_away_or_not_judged(app_ctx):
     assert (day.thumbs_up, day.thumbs_down) == (2, 2)
     assert day.answer_revealed_share == pytest.approx(25.0)  # 1 of 4 finished replies
     assert day.answer_unjudged_share == pytest.approx(50.0)  # 2 of 4 had no verdict
+
+
+def test_a_view_of_some_students_is_exact_and_reads_without_copy_under_gevent(app_ctx, request):
+    """A teacher's view (``Filters.students``) is computed from those students' raw rows: for every
+    student it equals the rollups' view, for one student it holds only theirs, and it reads the
+    same with psycopg2 green (no COPY)."""
+    from analytics.reads import STORE, Filters, load_view, retention_frame, students_frame
+
+    data = Data()
+    ids = build_two_days(data)
+    s = data.session(data.user(grade=5), utc(D + timedelta(days=2), 8), topics=("fractions",))
+    data.exchange(s, utc(D + timedelta(days=2), 8, 1), latency=1234, model="m1", prompt_tokens=5)
+    rollup_range(D, D + timedelta(days=1))  # D + 2 stays live
+    today = D + timedelta(days=2)
+    everyone = Filters(D - timedelta(days=1), today)
+    all_ids = tuple(db.session.execute(text("SELECT id FROM users")).scalars())
+    STORE.clear()
+    whole = load_view(everyone, today=today)
+    scoped_all = load_view(Filters(everyone.start, everyone.end, students=all_ids), today=today)
+    for frame in ("daily", "kpis", "topics", "heatmap", "models", "subjects", "grades"):
+        pd.testing.assert_frame_equal(getattr(whole, frame), getattr(scoped_all, frame), check_dtype=False)
+
+    only_a = Filters(everyone.start, everyone.end, students=(ids["a"],))
+
+    def views():
+        STORE.clear()
+        return (
+            load_view(only_a, today=today),
+            students_frame(only_a, today=today),
+            retention_frame(only_a, today=today),
+        )
+
+    plain, plain_students, plain_retention = views()
+    assert plain.total_sessions == 3  # a's two sessions on D and one on D + 1, nobody else's
+    assert plain.kpis.loc["active_students", "current"] == 1
+    assert plain_students["student_id"].tolist() == [ids["a"]]
+    assert whole.daily["tutor_replies"].sum() == 6  # a's 3 (one failed), b's 2 across midnight, the third's 1
+    assert plain.daily["tutor_replies"].sum() == 3 and plain.daily["failed_replies"].sum() == 1
+    assert STORE.scoped_reads >= 1
+    nobody = load_view(Filters(everyone.start, everyone.end, students=()), today=today)
+    assert nobody.total_sessions == 0 and nobody.data_start is None
+    assert students_frame(Filters(everyone.start, everyone.end, students=()), today=today).empty
+
+    with pytest.raises(Exception, match="asynchronous"):  # what COPY does when green
+        request.getfixturevalue("green_psycopg")
+        with db.engine.connect() as conn:
+            conn.connection.dbapi_connection.cursor().copy_expert("COPY (SELECT 1) TO STDOUT", io.BytesIO())
+    green, green_students, green_retention = views()
+    for frame in ("daily", "kpis", "topics", "models"):
+        pd.testing.assert_frame_equal(getattr(plain, frame), getattr(green, frame))
+    pd.testing.assert_frame_equal(plain_students, green_students)
+    pd.testing.assert_frame_equal(plain_retention, green_retention)

@@ -429,37 +429,45 @@ def test_the_view_round_trips_through_the_url(app_ctx):
     query = callbacks.view_query("custom", "2026-01-01", "2026-01-10T00:00:00", ["science", "mathematics"], [7, -1])
     assert query == "?range=custom&start=2026-01-01&end=2026-01-10&subject=science&subject=mathematics&grade=7&grade=-1"
     assert callbacks.controls_from_query(query, today) == (
-        "custom", "2026-01-01", "2026-01-10", ["science", "mathematics"], [7, -1]
+        "custom", "2026-01-01", "2026-01-10", ["science", "mathematics"], [7, -1], []
     )  # fmt: skip
+    with_class = callbacks.view_query("week", None, None, [], [], [3, "12"])
+    assert with_class == "?range=week&class=3&class=12"
+    assert callbacks.controls_from_query(with_class + "&class=x", today)[-1] == [3, 12]
     week = (today - timedelta(days=6)).isoformat(), today.isoformat()
     assert callbacks.controls_from_query("?range=week&subject=mathematics", today) == (
         "week",
         *week,
         ["mathematics"],
         [],
+        [],
     )
     # what cannot be read falls back: unknown preset, bad dates, unknown subject, odd grades
     month = (today - timedelta(days=29)).isoformat(), today.isoformat()
     odd = "?range=fortnight&subject=alchemy&grade=seven&grade=8"
-    assert callbacks.controls_from_query(odd, today) == ("month", *month, [], [8])
+    assert callbacks.controls_from_query(odd, today) == ("month", *month, [], [8], [])
     assert callbacks.controls_from_query("?range=custom&start=2026-13-01&end=x", today)[:3] == ("month", *month)
     assert callbacks.controls_from_query("", today) is None and callbacks.controls_from_query("?utm=1", today) is None
 
     from dash.exceptions import PreventUpdate
 
     # opening a URL sets the controls (the URL itself stays)
-    out = callbacks.sync_controls("?range=week&grade=7", "month", *month, None, None, trigger=None)
-    assert out[1:] == ("week", *week, [], [7]) and out[0] is dash.no_update
+    out = callbacks.sync_controls("?range=week&grade=7&class=4", "month", *month, None, None, None, trigger=None)
+    assert out[1:] == ("week", *week, [], [7], [4]) and out[0] is dash.no_update
     with pytest.raises(PreventUpdate):  # a plain URL keeps the defaults
-        callbacks.sync_controls("", "month", *month, None, None, trigger=None)
+        callbacks.sync_controls("", "month", *month, None, None, None, trigger=None)
     with pytest.raises(PreventUpdate):  # the controls already show it
-        callbacks.sync_controls("?range=week&grade=7", "week", *week, [], [7], trigger="url")
+        callbacks.sync_controls("?range=week&grade=7", "week", *week, [], [7], [], trigger="url")
     # changing a control writes the URL; a preset also moves the dates
-    out = callbacks.sync_controls("?range=month", "week", *month, None, None, trigger="time-range")
+    out = callbacks.sync_controls("?range=month", "week", *month, None, None, None, trigger="time-range")
     assert out[0] == "?range=week" and out[2:4] == week
-    out = callbacks.sync_controls("?range=week", "week", *week, ["science"], None, trigger="subject-filter")
+    out = callbacks.sync_controls("?range=week", "week", *week, ["science"], None, None, trigger="subject-filter")
     assert out[0] == "?range=week&subject=science" and all(v is dash.no_update for v in out[1:])
-    out = callbacks.sync_controls("?range=week", "week", "2026-01-01", "2026-01-05", None, None, trigger="date-range")
+    out = callbacks.sync_controls("?range=week", "week", *week, None, None, [4], trigger="class-filter")
+    assert out[0] == "?range=week&class=4" and all(v is dash.no_update for v in out[1:])
+    out = callbacks.sync_controls(
+        "?range=week", "week", "2026-01-01", "2026-01-05", None, None, None, trigger="date-range"
+    )
     assert out[0] == "?range=custom&start=2026-01-01&end=2026-01-05" and out[1] == "custom"
 
 
@@ -766,7 +774,7 @@ def test_update_view_called_directly(app_ctx, recent):
         assert points(sessions_fig) == days and sessions_fig["data"][0]["x"][-1] == recent.isoformat()
     custom = callbacks.update_view("custom", (recent - timedelta(days=2)).isoformat(), recent.isoformat(), None, None)
     assert points(custom[2]) == 3
-    topics_fig = callbacks.update_view("week", None, None, None, None, "cells")[5]  # a topic is selected
+    topics_fig = callbacks.update_view("week", None, None, None, None, None, "cells")[5]  # a topic is selected
     bars = topics_fig["data"][0]
     assert bars["marker"]["color"][bars["customdata"].index("cells")] == figures.ACCENT
     assert bars["marker"]["color"][bars["customdata"].index("fractions")] == figures.PRIMARY
@@ -826,6 +834,7 @@ def test_main_callback_over_http_like_the_browser(app, recent):
                 {"id": "date-range", "property": "end_date", "value": "2025-01-31"},
                 {"id": "subject-filter", "property": "value", "value": None},
                 {"id": "grade-filter", "property": "value", "value": []},
+                {"id": "class-filter", "property": "value", "value": None},
             ],
             "changedPropIds": ["time-range.value"],
             "state": [{"id": "selected-topic", "property": "data", "value": None}],
@@ -854,10 +863,10 @@ def test_topic_click_filters_the_session_list(app, recent):
     click = {"points": [{"curveNumber": 0, "pointNumber": 0, "x": 5, "y": "cells", "customdata": "cells"}]}
     with app.app_context():
         topic, title, listing, hidden = callbacks.show_topic_sessions(
-            click, None, "week", None, None, None, None, trigger="topics-chart"
+            click, None, "week", None, None, None, None, None, trigger="topics-chart"
         )
         cleared = callbacks.show_topic_sessions(
-            click, 1, "week", None, None, None, None, current="cells", trigger="clear-topic"
+            click, 1, "week", None, None, None, None, None, current="cells", trigger="clear-topic"
         )
     with app.app_context():
         name = callbacks.topic_names()["cells"]
@@ -880,7 +889,7 @@ def test_topic_click_filters_the_session_list(app, recent):
             ("clear-topic", "n_clicks", None),
             *(
                 (c.component_id, c.component_property, v)
-                for c, v in zip(callbacks.CONTROLS, ["week", None, None, None, None], strict=True)
+                for c, v in zip(callbacks.CONTROLS, ["week", None, None, None, None, None], strict=True)
             ),
         ],
         ["topics-chart.clickData"],
@@ -892,7 +901,7 @@ def test_topic_click_filters_the_session_list(app, recent):
 
 
 def test_student_callbacks(app_ctx, recent):
-    table = callbacks.update_students(None, "week", None, None, None, None)
+    table = callbacks.update_students(None, "week", None, None, None, None, None)
     links = re.findall(
         r'<a class="button link" href="(#student-\d+)" title="[^"]*">([^<]*)</a>', table.children[0].children
     )
@@ -949,7 +958,7 @@ def test_csv_exports(app_ctx, recent):
     students = read_download(callbacks.export_students(1, "week", None, None, None, None))
     assert students.columns.tolist() == data.STUDENT_COLUMNS and len(students) == 3
     assert students["sessions"].sum() == WEEK_SESSIONS
-    assert read_download(callbacks.export_students(1, "week", None, None, None, None, search="ada"))[
+    assert read_download(callbacks.export_students(1, "week", None, None, None, None, None, search="ada"))[
         "name"
     ].tolist() == ["Ada"]
     from dash.exceptions import PreventUpdate
@@ -967,7 +976,7 @@ def test_export_over_http(app, recent):
     )
     payload["state"] = [
         {"id": c.component_id, "property": c.component_property, "value": v}
-        for c, v in zip(callbacks.CONTROLS, ["month", None, None, None, None], strict=True)
+        for c, v in zip(callbacks.CONTROLS, ["month", None, None, None, None, None], strict=True)
     ]
     response = post_callback(client, payload)
     assert response.status_code == 200, response.data[:500]
@@ -983,6 +992,8 @@ def test_page_layout_has_the_controls_and_figures(app):
         "date-range",
         "subject-filter",
         "grade-filter",
+        "class-filter",
+        "review-list",
         "kpi-cards",
         "sessions-chart",
         "topics-chart",
