@@ -11,6 +11,12 @@
         --database-url postgresql://postgres@127.0.0.1:5432/aitutor_dash10k \\
         --database-url postgresql://postgres@127.0.0.1:5432/aitutor_dash10k_young
 
+Teachers' views (issue 17: a teacher sees only their classes' students, computed from those
+students' raw rows rather than the rollups) are timed with ``run --viewer teacher``: the same
+quarter view, logged in as a teacher whose one class holds the ``--class-size`` (30) students
+with the lowest ids. ``prepare`` creates that teacher and class; ``teacher --database-url URL``
+adds them to a database prepared before.
+
 ``prepare`` wipes the database (``DROP SCHEMA public CASCADE``), migrates it with the app's own
 migrations, seeds demo data (``devtools.demo.seed_demo``), rolls up every day before today
 (``analytics.rollup.rollup_range``) as the nightly job would have (today stays raw: the dashboard
@@ -55,7 +61,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ADMIN_EMAIL = "bench-admin@school.org"
-ADMIN_PASSWORD = "bench-admin-password"
+ADMIN_PASSWORD = "quarter-view-on-1m-sessions"  # not guessable from the e-mail (password rules)
+TEACHER_EMAIL = "bench-teacher@school.org"
 
 
 def _env(database_url: str, redis_url: str) -> None:
@@ -101,6 +108,36 @@ def prepare(args: argparse.Namespace) -> None:
 
         create_user(ADMIN_EMAIL, ADMIN_PASSWORD, role="admin")
         db.session.commit()
+        _add_teacher(args.class_size)
+
+
+def _add_teacher(class_size: int) -> None:
+    """The benchmark's teacher and their class of the ``class_size`` students with the lowest ids."""
+    from sqlalchemy import text
+
+    from foundation.extensions import db
+    from tutor.classes import create_class
+    from tutor.users import create_user
+
+    teacher = create_user(TEACHER_EMAIL, ADMIN_PASSWORD, role="teacher")
+    db.session.flush()
+    klass = create_class(teacher, "Bench class")
+    db.session.execute(
+        text(
+            "INSERT INTO class_members (class_id, student_id) SELECT :c, id FROM users WHERE role = 'student' "
+            "ORDER BY id LIMIT :n"
+        ),
+        {"c": klass.id, "n": class_size},
+    )
+    db.session.commit()
+
+
+def teacher(args: argparse.Namespace) -> None:
+    _env(args.database_url, args.redis_url)
+    from app import create_app
+
+    with create_app().app_context():
+        _add_teacher(args.class_size)
 
 
 # ------------------------------------------------------------------------------------ measuring
@@ -133,7 +170,8 @@ def serve(args: argparse.Namespace) -> int:
 
     app = create_app()
     client = app.test_client()
-    login = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    email = TEACHER_EMAIL if args.viewer == "teacher" else ADMIN_EMAIL
+    login = client.post("/api/v1/auth/login", json={"email": email, "password": ADMIN_PASSWORD})
     assert login.status_code == 200, login.get_json()
     with app.app_context():
         info = db.session.execute(
@@ -157,6 +195,7 @@ def serve(args: argparse.Namespace) -> int:
     first = once()
     size = len(client.post("/admin/analytics/_dash-update-component", data=body, headers=headers).data)
     hello = {"sessions": info[0], "first_day": str(info[1]), "last_day": str(info[2]), "today_sessions": today}
+    hello["viewer"] = args.viewer
     print(json.dumps(hello | {"first_ms": first, "response_bytes": size}), flush=True)
     for line in sys.stdin:
         command, _, n = line.strip().partition(" ")
@@ -182,8 +221,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 class _Child:
-    def __init__(self, url: str, redis_url: str) -> None:
-        cmd = [sys.executable, __file__, "_serve", "--database-url", url, "--redis-url", redis_url]
+    def __init__(self, url: str, redis_url: str, viewer: str = "admin") -> None:
+        cmd = [sys.executable, __file__, "_serve", "--database-url", url, "--redis-url", redis_url, "--viewer", viewer]
         self.url = url
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.hello = self._read()
@@ -228,7 +267,7 @@ def _summary(child: _Child, warm: list[float], live: list[float], cold: list[flo
 
 def run(args: argparse.Namespace) -> int:
     """Both databases' processes side by side, measured in alternating batches (background load hits both)."""
-    children = [_Child(url, args.redis_url) for url in args.database_url]
+    children = [_Child(url, args.redis_url, args.viewer) for url in args.database_url]
     try:
         warm: list[list[float]] = [[] for _ in children]
         live: list[list[float]] = [[] for _ in children]
@@ -289,7 +328,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for r in report["results"]:
         rows.append(
-            f"| `{r['database']}` | {r['sessions']:,} ({r['first_day']} to {r['last_day']}) | {r['today_sessions']:,} "
+            f"| `{r['database']}` ({r.get('viewer', 'admin')}) | {r['sessions']:,} ({r['first_day']} to {r['last_day']}) | {r['today_sessions']:,} "
             f"| {r['median_ms']:.0f} ms | {r['p90_ms']:.0f} ms | {r['min_ms']:.0f} ms | {r['live_median_ms']:.0f} ms "
             f"| {r['cold_median_ms']:.0f} ms "
             f"| {r['first_ms']:.0f} ms | {r['rss_mb']:.0f} MB |"
@@ -328,8 +367,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--batch", type=int, default=5, help="requests per database in each alternating batch")
     r.add_argument("--cold-runs", type=int, default=10, help="requests with the in-memory days cleared first")
     r.add_argument("--warmup", type=int, default=5)
+    r.add_argument("--viewer", choices=["admin", "teacher"], default="admin", help="who asks (default admin)")
+    t = sub.add_parser("teacher", help="add the benchmark's teacher and class to a prepared database")
+    t.add_argument("--database-url", required=True)
+    for parser in (prep, t):
+        parser.add_argument("--class-size", type=int, default=30, help="students in the teacher's class")
     child = sub.add_parser("_serve", help=argparse.SUPPRESS)
     child.add_argument("--database-url", action="append", required=True)
+    child.add_argument("--viewer", default="admin")
     for parser in sub.choices.values():
         parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
     return p.parse_args(argv)
@@ -339,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "prepare":
         prepare(args)
+        return 0
+    if args.command == "teacher":
+        teacher(args)
         return 0
     if args.command == "_serve":
         return serve(args)
