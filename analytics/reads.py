@@ -475,6 +475,31 @@ class DayStore:
         key = ("students", students, first, last, tz.key)
         return self._shared(key, max_age, lambda: _scoped_days(cur, students, first, last, tz, self), "scoped_reads")
 
+    def scoped_past(self, cur: Any, students: tuple[int, ...], first: date, last: date, tz: ZoneInfo) -> list[_Day]:
+        """Rolled-up days ``first .. last`` of these students only, kept (a few dozen entries) while
+        every day's ``daily_stats`` version is unchanged, like the rolled-up days themselves: a
+        teacher's repeated views cost the version check, and today's part is computed live."""
+        cur.execute(
+            "SELECT date, xmin::text, total_sessions, total_messages FROM daily_stats "
+            "WHERE date BETWEEN %(first)s AND %(last)s",
+            {"first": first, "last": last},
+        )
+        versions = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+        fingerprint = tuple(versions.get(d) for d in _days(first, last))
+        key = ("students", students, first, last, tz.key)
+        with self.lock:
+            hit = self.memo.get(key)
+            if hit is not None and hit[0] == fingerprint:
+                self.memo.move_to_end(key)
+                return hit[1]
+        days = _scoped_days(cur, students, first, last, tz, self)
+        with self.lock:
+            self.scoped_reads += 1
+            self.memo[key] = (fingerprint, days)
+            while len(self.memo) > MEMO_ENTRIES:
+                self.memo.popitem(last=False)
+        return days
+
     def _shared(self, key: tuple[Any, ...], max_age: float, compute: Any, counter: str) -> list[_Day]:
         """``compute()``'s days, kept under ``key`` for ``max_age`` seconds (0: not kept)."""
         now = time.monotonic()
@@ -994,11 +1019,14 @@ def _load_range(
     parts = []
     live_days: list[date] = []
     if f.students is not None:  # some students: every day from their own rows
-        if f.start <= today:
-            shown = _days(f.start, min(f.end, today))
-            scoped = store.scoped(cur, f.students, shown[0], shown[-1], tz, live_seconds())
-            parts.append((f.start, _aggregate_days(f, shown, scoped, store)))
-            live_days = _days(*split.live) if split.live else []
+        if split.past:
+            shown = _days(*split.past)
+            scoped = store.scoped_past(cur, f.students, *split.past, tz)
+            parts.append((split.past[0], _aggregate_days(f, shown, scoped, store)))
+        if split.live:
+            live_days = _days(*split.live)
+            scoped = store.scoped(cur, f.students, *split.live, tz, live_seconds())
+            parts.append((split.live[0], _aggregate_days(f, live_days, scoped, store)))
         split = _Split(None, None)
     if split.past:
         parts.append((split.past[0], _past_part(cur, f, *split.past, store)))
@@ -1303,10 +1331,12 @@ def _range_students(cur: Any, f: Filters, today: date, tz: ZoneInfo, store: DayS
     split = _split(f.start, f.end, rolled, today)
     parts = []
     if f.students is not None:
-        if f.start <= today:
-            shown = _days(f.start, min(f.end, today))
-            scoped = store.scoped(cur, f.students, shown[0], shown[-1], tz, live_seconds())
-            parts.append(_past_students(shown, scoped, _Mask(f, store)))
+        if split.past:
+            scoped = store.scoped_past(cur, f.students, *split.past, tz)
+            parts.append(_past_students(_days(*split.past), scoped, _Mask(f, store)))
+        if split.live:
+            scoped = store.scoped(cur, f.students, *split.live, tz, live_seconds())
+            parts.append(_past_students(_days(*split.live), scoped, _Mask(f, store)))
         split = _Split(None, None)
     if split.past:
         parts.append(_past_students(_days(*split.past), store.get(cur, *split.past), _Mask(f, store)))

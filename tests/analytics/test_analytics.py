@@ -800,3 +800,23 @@ def test_a_view_of_some_students_is_exact_and_reads_without_copy_under_gevent(ap
         pd.testing.assert_frame_equal(getattr(plain, frame), getattr(green, frame))
     pd.testing.assert_frame_equal(plain_students, green_students)
     pd.testing.assert_frame_equal(plain_retention, green_retention)
+
+
+def test_a_view_of_some_students_keeps_its_rolled_up_days_until_they_are_rewritten(app_ctx):
+    from analytics.reads import STORE, Filters, load_view
+
+    data = Data()
+    ids = build_two_days(data)
+    rollup_range(D, D + timedelta(days=1))
+    today = D + timedelta(days=2)
+    f = Filters(D, today, students=(ids["a"],))
+    STORE.clear()
+    first = load_view(f, today=today)
+    reads = STORE.scoped_reads
+    again = load_view(f, today=today)  # the rolled-up part is kept; today (ANALYTICS_LIVE_SECONDS 0) is not
+    assert STORE.scoped_reads == reads + 1  # today only (the previous range is all rolled up)
+    pd.testing.assert_frame_equal(first.daily, again.daily)
+    data.session(ids["a"], utc(D, 15), duration=60, topics=("fractions",))  # a late row for D
+    assert load_view(f, today=today).total_sessions == first.total_sessions  # D is as rolled up
+    rollup_range(D, D)  # the nightly job rewrites D: the view reads D again
+    assert load_view(f, today=today).total_sessions == first.total_sessions + 1
