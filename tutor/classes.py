@@ -521,15 +521,13 @@ def sessions_worth_a_look(
 ) -> list[dict[str, Any]]:
     """Recent sessions of these students (None: everyone) that a teacher may want to read: a reply
     judged to give the answer away, a failed reply, a rating of ``LOW_RATING`` or less, or a
-    thumbs down on a reply (where message feedback exists). Newest first, with the reasons;
+    thumbs down on a reply (``messages.feedback`` -1). Newest first, with the reasons;
     sessions started in ``[since, until)`` when given.
 
     Sessions are walked newest first (an index scan) and each one's replies looked up by index,
     stopping at ``limit`` flagged sessions, so the cost is that of the recent sessions read."""
     if student_ids is not None and not student_ids:
         return []
-    feedback = _has_column("messages", "feedback")
-    thumbs = "bool_or(m.feedback = -1)" if feedback else "false"
     who = "s.student_id = ANY(:ids) AND " if student_ids is not None else ""
     who += "s.created_at >= :since AND " if since is not None else ""
     who += "s.created_at < :until AND " if until is not None else ""
@@ -542,7 +540,7 @@ def sessions_worth_a_look(
             CROSS JOIN LATERAL (
                 SELECT COALESCE(bool_or(m.answer_revealed), false) AS revealed,
                        COALESCE(bool_or(m.status = 'failed'), false) AS failed,
-                       COALESCE({thumbs}, false) AS thumbs_down
+                       COALESCE(bool_or(m.feedback = -1), false) AS thumbs_down
                 FROM messages m WHERE m.session_id = s.id AND m.role = 'tutor'
             ) flags
             WHERE {who}(flags.revealed OR flags.failed OR flags.thumbs_down OR s.satisfaction <= :low)
@@ -575,12 +573,3 @@ def sessions_worth_a_look(
             }  # fmt: skip
         )
     return out
-
-
-def _has_column(table: str, column: str) -> bool:
-    return bool(
-        db.session.execute(
-            text("SELECT 1 FROM information_schema.columns WHERE table_name = :t AND column_name = :c"),
-            {"t": table, "c": column},
-        ).first()
-    )

@@ -261,11 +261,18 @@ def test_transcripts_are_for_the_teacher_and_every_read_is_recorded(app, school)
 def test_class_pages(app, school):
     t1, s1, c1 = school["t1"], school["s1"], school["c1"]
     add_session(app, s1.id, satisfaction=2)
+    disliked = add_session(app, s1.id)
+    with app.app_context():
+        db.session.execute(
+            text("UPDATE messages SET feedback = -1 WHERE session_id = :s AND role = 'tutor'"), {"s": disliked}
+        )
+        db.session.commit()
     listing = t1.get("/classes")
     assert listing.status_code == 200 and b"7A" in listing.data and b"7B" not in listing.data
     page = t1.get(f"/classes/{c1['id']}")
     assert page.status_code == 200 and c1["join_code"].encode() in page.data
-    assert b"rated 2/5" in page.data and b"/review/" in page.data  # a session worth a look
+    assert b"rated 2/5" in page.data and b"/review/" in page.data  # sessions worth a look
+    assert b"thumbs down" in page.data and disliked.encode() in page.data
     assert school["t2"].get(f"/classes/{c1['id']}").status_code == 404
     assert s1.get(f"/classes/{c1['id']}").status_code == 403
     created = t1.client.post("/classes", data={"name": "Science club", "subject": "science", "csrf_token": t1.csrf})
