@@ -52,6 +52,27 @@ REPLY_DRAIN_S = 10.0
 
 #: Names of the workers running in this process (the reaper leaves them alone).
 _LIVE: set[str] = set()
+#: Stop signals that came before RQ's own handlers were in place (see ``hold_stop_signals``).
+_EARLY_STOP: list[int] = []
+_STARTING: list[bool] = []  # non-empty once a worker has begun to start (register, scheduler)
+
+
+def hold_stop_signals() -> None:
+    """Remember SIGTERM/SIGINT until RQ installs its handlers.
+
+    RQ registers a worker (``register_birth``), starts its scheduler and only then installs its
+    signal handlers; a stop in between (a deploy right after a start) killed the process with
+    the signal's default action, exit -15 and the worker left registered. Held here, it is
+    handed to the worker as a warm stop as soon as its handlers are in place.
+    """
+
+    def held(received: int, _frame: object) -> None:
+        if not _STARTING:
+            raise SystemExit(0)  # still waiting for Redis or PostgreSQL: nothing to wind down
+        _EARLY_STOP.append(received)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, held)
 
 
 class AppWorker(Worker):
@@ -61,10 +82,21 @@ class AppWorker(Worker):
 
     def work(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         _LIVE.add(self.name)
+        _STARTING.append(True)
         try:
             return super().work(*args, **kwargs)
         finally:
             _LIVE.discard(self.name)
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        if _EARLY_STOP:  # asked to stop while starting: the loop stops before its first job
+            self.log.info("Worker %s: stopping on request (asked while starting)", self.name)
+            from rq.utils import now
+
+            self._stop_requested = True
+            self._shutdown_requested_date = now()
+            self.set_shutdown_requested_date()
 
     def handle_exception(self, job, *exc_info):  # type: ignore[no-untyped-def]
         # A provider failure is expected weather (an outage, a rate limit): the reply job has
@@ -546,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not args.scheduler:
+        hold_stop_signals()
     problem = wait_for_services(app, give_up_after=0 if args.burst else None)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
