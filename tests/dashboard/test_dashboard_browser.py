@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from analytics.reads import analytics_today
-from tests.browser_support import require_chromium
+from tests.browser_support import require_chromium, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 20_000
@@ -37,17 +36,8 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def live_server(app) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="dashboard-live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(app, "dashboard-live-server") as url:
+        yield url
 
 
 @pytest.fixture

@@ -157,68 +157,64 @@ def test_sigterm_stops_the_worker_promptly_and_cleanly(app_ctx, services):
     assert [w for w in Worker.all(connection=connection) if w.pid == proc.pid] == []
 
 
+def _worker_process(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.Popen(
+        [sys.executable, "worker.py"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _stop(proc, timeout: float) -> str:  # type: ignore[no-untyped-def]
+    """SIGTERM, then the output; killed if it does not stop in ``timeout`` seconds."""
+    import signal
+
+    try:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=timeout)
+        return output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_stop_while_the_worker_starts_is_a_clean_stop(app_ctx, services):
     """SIGTERM right after the first loop registers (RQ's handlers come after its scheduler
     starts): held and handed over as a warm stop, exit 0, nothing left registered."""
-    import signal
-    import subprocess
-    import sys
     import time
-    from pathlib import Path
 
     from rq import Worker
 
     env = {**os.environ, **services, "APP_ENV": "development"}
-    root = Path(__file__).resolve().parents[2]
     connection = get_queue().connection
     for _ in range(3):  # the window is short: try it a few times
-        proc = subprocess.Popen(
-            [sys.executable, "worker.py"],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not [w for w in Worker.all(connection=connection) if w.pid == proc.pid]:
-                assert time.monotonic() < deadline and proc.poll() is None, "the worker never registered"
-                time.sleep(0.01)
-            proc.send_signal(signal.SIGTERM)
-            output, _ = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        proc = _worker_process(env)
+        deadline = time.monotonic() + 30
+        while not [w for w in Worker.all(connection=connection) if w.pid == proc.pid]:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                _stop(proc, 5)
+                raise AssertionError("the worker never registered")
+            time.sleep(0.01)
+        output = _stop(proc, 20)
         assert proc.returncode == 0, output[-2000:]
         assert [w for w in Worker.all(connection=connection) if w.pid == proc.pid] == []
 
 
 def test_a_stop_while_waiting_for_redis_exits_at_once(tmp_path):
-    import signal
     import socket
-    import subprocess
-    import sys
     import time
-    from pathlib import Path
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "APP_ENV": "development", "REDIS_URL": f"redis://127.0.0.1:{port}/0",
            "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres", "INSTANCE_PATH": str(tmp_path)}  # fmt: skip
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [sys.executable, "worker.py"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        time.sleep(4)  # started and waiting for Redis
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = _worker_process(env)
+    time.sleep(4)  # started and waiting for Redis
+    assert proc.poll() is None
+    _stop(proc, 10)
     assert proc.returncode == 0
