@@ -479,26 +479,41 @@ class DayStore:
         """Rolled-up days ``first .. last`` of these students only, kept (a few dozen entries) while
         every day's ``daily_stats`` version is unchanged, like the rolled-up days themselves: a
         teacher's repeated views cost the version check, and today's part is computed live."""
-        cur.execute(
-            "SELECT date, xmin::text, total_sessions, total_messages FROM daily_stats "
-            "WHERE date BETWEEN %(first)s AND %(last)s",
-            {"first": first, "last": last},
-        )
-        versions = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+        versions = self._versions(cur, first, last)
         fingerprint = tuple(versions.get(d) for d in _days(first, last))
-        key = ("students", students, first, last, tz.key)
+
+        def compute() -> list[_Day]:
+            days = _scoped_days(cur, students, first, last, tz, self)
+            with self.lock:
+                self.scoped_reads += 1
+            return days
+
+        return self.remember(("students", students, first, last, tz.key), fingerprint, compute)
+
+    def remember(self, key: tuple[Any, ...], fingerprint: tuple[Any, ...], compute: Any) -> Any:
+        """``compute()``, kept under ``key`` (at most ``MEMO_ENTRIES``, least recently used
+        dropped) and reused while ``fingerprint`` (the days' versions) is unchanged."""
         with self.lock:
             hit = self.memo.get(key)
             if hit is not None and hit[0] == fingerprint:
                 self.memo.move_to_end(key)
                 return hit[1]
-        days = _scoped_days(cur, students, first, last, tz, self)
+        value = compute()
         with self.lock:
-            self.scoped_reads += 1
-            self.memo[key] = (fingerprint, days)
+            self.memo[key] = (fingerprint, value)
             while len(self.memo) > MEMO_ENTRIES:
                 self.memo.popitem(last=False)
-        return days
+        return value
+
+    @staticmethod
+    def _versions(cur: Any, first: date, last: date) -> dict[date, tuple[Any, ...]]:
+        """Each rolled-up day's version: its ``daily_stats`` row, rewritten with its rollup rows."""
+        cur.execute(
+            "SELECT date, xmin::text, total_sessions, total_messages FROM daily_stats "
+            "WHERE date BETWEEN %(first)s AND %(last)s",
+            {"first": first, "last": last},
+        )
+        return {row[0]: tuple(row[1:]) for row in cur.fetchall()}
 
     def _shared(self, key: tuple[Any, ...], max_age: float, compute: Any, counter: str) -> list[_Day]:
         """``compute()``'s days, kept under ``key`` for ``max_age`` seconds (0: not kept)."""
@@ -518,12 +533,7 @@ class DayStore:
 
     def get(self, cur: Any, first: date, last: date) -> list[_Day]:
         """The days ``first .. last`` (all rolled up), read from the database where not current."""
-        cur.execute(
-            "SELECT date, xmin::text, total_sessions, total_messages FROM daily_stats "
-            "WHERE date BETWEEN %(first)s AND %(last)s",
-            {"first": first, "last": last},
-        )
-        versions = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+        versions = self._versions(cur, first, last)
         wanted = _days(first, last)
         with self.lock:
             out: dict[date, _Day] = {}
@@ -878,7 +888,6 @@ class _Range:
     topics: pd.DataFrame | None = None  # topic, sessions
     hours: np.ndarray | None = None  # 168 slots
     live_days: list[date] = field(default_factory=list)
-    data_start: date | None = None  # the first session's local day (None: no sessions at all)
     models: pd.DataFrame | None = None  # MODEL_COLUMNS
 
 
@@ -930,19 +939,10 @@ def _past_part(cur: Any, f: Filters, first: date, last: date, store: DayStore) -
     version check, not the aggregation.
     """
     stored = store.get(cur, first, last)
-    key = (f.subjects, f.grades, first, last)
     fingerprint = tuple(d.version for d in stored)
-    with store.lock:
-        hit = store.memo.get(key)
-        if hit is not None and hit[0] == fingerprint:
-            store.memo.move_to_end(key)
-            return hit[1]
-    past = _aggregate_days(f, _days(first, last), stored, store)
-    with store.lock:
-        store.memo[key] = (fingerprint, past)
-        while len(store.memo) > MEMO_ENTRIES:
-            store.memo.popitem(last=False)
-    return past
+    return store.remember(
+        (f.subjects, f.grades, first, last), fingerprint, lambda: _aggregate_days(f, _days(first, last), stored, store)
+    )
 
 
 def _aggregate_days(f: Filters, days: list[date], stored: list[_Day], store: DayStore) -> _Past:

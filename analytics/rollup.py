@@ -299,13 +299,15 @@ _TOPICS_SQL = """
 """
 # code = kind + 4 * (revealed + 1) + 16 * cut_short + 32 * tokens_estimated + 64 * (feedback + 1)
 # + 256 * model, where kind is 0 student message, 1 finished reply, 2 failed reply; revealed -1
-# unknown, 0 no, 1 yes; feedback the student's thumb (-1 down, 0 none, 1 up); model the position of the reply's model (else provider) in %(models)s, 0 for none. Tokens and
-# times are -1 where NULL.
-_MESSAGES_SQL = """
-    SELECT m.session_id, {created_at}
+# unknown, 0 no, 1 yes; feedback the student's thumb (-1 down, 0 none, 1 up); model the position
+# of the reply's _MODEL_OF in %(models)s, 0 for none. Tokens and times are -1 where NULL.
+#: What a reply is counted under per model: its model, else its provider.
+_MODEL_OF = "COALESCE(m.model, m.provider, 'unknown')::text"
+_MESSAGES_SQL = f"""
+    SELECT m.session_id, {{created_at}}
            ((CASE WHEN m.role = 'student' THEN 0 WHEN m.status = 'done' THEN 1 ELSE 2 END)
             + 4 * (COALESCE(m.answer_revealed::int, -1) + 1) + 16 * m.cut_short::int + 32 * m.tokens_estimated::int
-            + 64 * (COALESCE(m.feedback, 0) + 1) + 256 * COALESCE(array_position(%(models)s::text[], COALESCE(m.model, m.provider, 'unknown')::text), 0))::int4,
+            + 64 * (COALESCE(m.feedback, 0) + 1) + 256 * COALESCE(array_position(%(models)s::text[], {_MODEL_OF}), 0))::int4,
            COALESCE(m.latency_ms, -1)::int4, COALESCE(m.generation_ms, -1)::int4,
            COALESCE(m.prompt_tokens, -1)::int4, COALESCE(m.completion_tokens, -1)::int4
     FROM messages m
@@ -322,10 +324,10 @@ _NEW_TOPICS_SQL = """
     SELECT DISTINCT t.topic::text FROM sessions s JOIN session_topics t ON t.session_id = s.id
     WHERE s.created_at >= %(start)s AND s.created_at < %(end)s AND t.topic::text <> ALL(%(topics)s::text[])
 """
-_NEW_MODELS_SQL = """
-    SELECT DISTINCT COALESCE(m.model, m.provider, 'unknown')::text FROM messages m
+_NEW_MODELS_SQL = f"""
+    SELECT DISTINCT {_MODEL_OF} FROM messages m
     WHERE m.created_at >= %(start)s AND m.created_at < %(end)s AND m.role = 'tutor' AND m.status = 'done'
-      AND COALESCE(m.model, m.provider, 'unknown')::text <> ALL(%(models)s::text[])
+      AND {_MODEL_OF} <> ALL(%(models)s::text[])
 """
 _OTHER_SESSIONS_SQL = f"""
     SELECT s.id::text, s.subject::text, COALESCE(u.grade_level, {UNKNOWN_GRADE})

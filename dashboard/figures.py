@@ -30,6 +30,8 @@ SECONDARY = "#0d9488"
 ACCENT = "#d97706"
 DANGER = "#e11d48"
 PALE = "#c7d2fe"
+#: Colours of one series each (models, subjects, topics), in order.
+SERIES = [PRIMARY, SECONDARY, ACCENT, DANGER, "#7c3aed", "#0284c7", MUTED]
 SEQUENTIAL = [[0.0, "#f8fafc"], [0.15, "#e0e7ff"], [0.5, "#818cf8"], [1.0, "#312e81"]]
 GRADE_NAMES = {-1: "No grade"}
 
@@ -450,7 +452,6 @@ def usage_figure(
     priced = [m for m in sorted(models["model"].unique()) if m in prices]
     titles = ["Tokens per day (prompt + completion)"] + (["Cost per day"] if priced else [])
     data = []
-    palette = [PRIMARY, SECONDARY, ACCENT, DANGER, "#7c3aed", "#0284c7", MUTED]
     for i, (model, rows) in enumerate(models.groupby("model", sort=True)):
         per_day = rows.groupby("date")[["prompt_tokens", "completion_tokens", "replies", "tokens_estimated"]].sum()
         per_day = per_day.reindex(daily["date"], fill_value=0)
@@ -462,7 +463,7 @@ def usage_figure(
             label += f" · {float(cost.sum()):,.2f}"
         if per_day["tokens_estimated"].sum():
             label += " (partly estimated)"
-        color = palette[i % len(palette)]
+        color = SERIES[i % len(SERIES)]
         data.append(
             {"type": "bar", "name": label, "legendgroup": model, "x": x, "y": _ints(tokens), "marker": {"color": color},
              "customdata": _ints(per_day["replies"]),
@@ -713,13 +714,12 @@ def mastery_over_time_figure(frame: pd.DataFrame) -> dict[str, Any]:
     weighted = frame.assign(total=frame["mastery"] * frame["students"])
     per = weighted.groupby(["subject", "week"], as_index=False)[["total", "students"]].sum()
     per["mastery"] = per["total"] / per["students"].where(per["students"] > 0)
-    palette = [PRIMARY, SECONDARY, ACCENT, DANGER, "#7c3aed", "#0284c7"]
     data = []
     for i, (subject, rows) in enumerate(per.groupby("subject", sort=True)):
         data.append(
             {"type": "scatter", "mode": "lines+markers", "name": str(subject).title(), "x": _dates(rows["week"]),
              "y": _num(rows["mastery"] * 100, 1), "customdata": _ints(rows["students"]),
-             "line": {"color": palette[i % len(palette)], "width": 2}, "marker": {"size": 5},
+             "line": {"color": SERIES[i % len(SERIES)], "width": 2}, "marker": {"size": 5},
              "hovertemplate": "week of %{x|%d %b}: <b>%{y:.0f} %</b> (%{customdata} students)<extra></extra>"}
         )  # fmt: skip
     return {
@@ -737,10 +737,9 @@ def student_mastery_figure(curve: pd.DataFrame) -> dict[str, Any]:
     """One student's mastery after each graded answer, a line per topic (correct answers filled)."""
     if curve is None or not len(curve):
         return empty_figure("No answers graded yet")
-    palette = [PRIMARY, SECONDARY, ACCENT, DANGER, "#7c3aed", "#0284c7", MUTED]
     data = []
     for i, (name, rows) in enumerate(curve.groupby("name", sort=True)):
-        color = palette[i % len(palette)]
+        color = SERIES[i % len(SERIES)]
         data.append(
             {"type": "scatter", "mode": "lines+markers", "name": str(name), "x": _dates(rows["created_at"]),
              "y": _num(rows["mastery"] * 100, 1), "line": {"color": color, "width": 2, "shape": "hv"},

@@ -108,28 +108,19 @@ def make_redis(url: str, *, socket_timeout: float | None = None, bounded: int | 
     ``bounded``: at most that many connections, callers beyond it wait for a free one."""
     if not url:
         raise RuntimeError("REDIS_URL is not configured")
+    options = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S, "socket_timeout": socket_timeout,
+               "health_check_interval": 30}  # fmt: skip
     if bounded:
         from redis import BlockingConnectionPool
 
         pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=bounded,
-            timeout=socket_timeout or WEB_REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-            socket_timeout=socket_timeout,
-            health_check_interval=30,
+            url, max_connections=bounded, timeout=socket_timeout or WEB_REDIS_TIMEOUT_S, **options
         )
         return Redis(connection_pool=pool)
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-        socket_timeout=socket_timeout,
-        health_check_interval=30,
-        # Connections are made on demand and reused; the bound only has to exceed what a process
-        # uses at once: a worker streaming WORKER_REPLY_CONCURRENCY replies, a web process
-        # answering many requests (redis-py's own default, 100, is below the worker's 200).
-        max_connections=REDIS_MAX_CONNECTIONS,
-    )
+    # Connections are made on demand and reused; the bound only has to exceed what a process
+    # uses at once: a worker streaming WORKER_REPLY_CONCURRENCY replies, a web process
+    # answering many requests (redis-py's own default, 100, is below the worker's 200).
+    return Redis.from_url(url, max_connections=REDIS_MAX_CONNECTIONS, **options)
 
 
 redis_ext = RedisExtension()
